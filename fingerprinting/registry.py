@@ -1,0 +1,191 @@
+"""Model registry: the lake's ``models`` / ``model_edges`` tables, plus a guarded global registry.
+
+The *local* registry is the lake itself. The *global* (shared) registry lives
+at ``Settings.global_registry``: a lake of its own with a
+``registry_config.json`` that holds the SHA-256 of the admin token. Writes to
+it need that token (``FPLAKE_ADMIN_TOKEN`` or ``--admin-token``) and are
+refused otherwise.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+
+from fingerprinting.lake import Lake
+
+RELATIONS = {"finetune", "quantized", "distilled", "merge", "pruned", "adapter"}
+
+
+class UnknownModelError(KeyError):
+    def __init__(self, unknown: list[str], known: list[str]):
+        self.unknown = unknown
+        hints = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, known, n=1)
+            hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        msg = f"unknown model id(s): {', '.join(hints)}."
+        msg += f" {len(known)} model(s) registered" + (": " + ", ".join(known[:20]) if known else "; run `fplake register-demo` first")
+        super().__init__(msg)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class RegistryPermissionError(PermissionError):
+    pass
+
+
+@dataclass
+class ModelRecord:
+    model_id: str
+    source: str
+    family: str
+    model_type: str
+    display_name: str
+    arch: str = ""
+    parents: list[tuple[str, str]] = field(default_factory=list)
+
+
+def register_models(lake: Lake, records: list[ModelRecord]) -> int:
+    """Upsert models and their parent edges into the lake; returns the number of models."""
+    if not records:
+        return 0
+    now = datetime.now(UTC)
+    ids = [r.model_id for r in records]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate model_id in registration batch")
+    for r in records:
+        for _, rel in r.parents:
+            if rel not in RELATIONS:
+                raise ValueError(f"model {r.model_id!r}: unknown relation {rel!r}; known: {sorted(RELATIONS)}")
+    lake.upsert_small("models", pa.table({
+        "model_id": ids,
+        "source": [r.source for r in records],
+        "family": [r.family for r in records],
+        "model_type": [r.model_type for r in records],
+        "display_name": [r.display_name for r in records],
+        "arch": [r.arch for r in records],
+        "registered_at": pa.array([now] * len(records), pa.timestamp("us", tz="UTC")),
+    }))
+    edges = [(p, r.model_id, rel) for r in records for p, rel in r.parents]
+    if edges:
+        lake.upsert_small("model_edges", pa.table({
+            "parent_id": [e[0] for e in edges], "child_id": [e[1] for e in edges],
+            "relation": [e[2] for e in edges],
+        }))
+    return len(records)
+
+
+def list_models(lake: Lake) -> list[ModelRecord]:
+    models = lake.read("models").to_pylist()
+    edges = lake.read("model_edges").to_pylist()
+    parents: dict[str, list] = {}
+    for e in edges:
+        parents.setdefault(e["child_id"], []).append((e["parent_id"], e["relation"]))
+    return [ModelRecord(m["model_id"], m["source"], m["family"], m["model_type"], m["display_name"],
+                        m.get("arch") or "", parents.get(m["model_id"], [])) for m in models]
+
+
+def resolve_models(lake: Lake, ids: list[str]) -> list[ModelRecord]:
+    """Registry records for ``ids`` (by model_id, else by unique display name), in order."""
+    records = list_models(lake)
+    by_id = {r.model_id: r for r in records}
+    by_name: dict[str, list[ModelRecord]] = {}
+    for r in records:
+        by_name.setdefault(r.display_name, []).append(r)
+    out, unknown = [], []
+    for i in ids:
+        if i in by_id:
+            out.append(by_id[i])
+        elif len(by_name.get(i, [])) == 1:
+            out.append(by_name[i][0])
+        else:
+            unknown.append(i)
+    if unknown:
+        raise UnknownModelError(unknown, sorted(by_id, key=lambda s: (len(s), s)))
+    return out
+
+
+def zoo_records(manifest: dict) -> list[ModelRecord]:
+    return [ModelRecord(m["model_id"], m["path"], m["family"], m["model_type"], m["display_name"],
+                        m.get("arch", ""), [tuple(p) for p in m["parents"]]) for m in manifest["models"]]
+
+
+# ------------------------------------------------------------------ global
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class GlobalRegistry:
+    """The shared registry. Reading is open; writing needs the admin token."""
+
+    CONFIG = "registry_config.json"
+
+    def __init__(self, location: str):
+        self.location = location.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.location)
+        self.lake = Lake(self.location)
+
+    def _config(self) -> dict | None:
+        p = f"{self._base}/{self.CONFIG}"
+        if not self.fs.exists(p):
+            return None
+        with self.fs.open(p, "r") as fh:
+            return json.load(fh)
+
+    @classmethod
+    def initialise(cls, location: str, token: str | None = None) -> tuple[GlobalRegistry, str]:
+        """Create the registry with a new admin token (returned once; only its hash is stored)."""
+        reg = cls(location)
+        if reg._config() is not None:
+            raise RegistryPermissionError(f"global registry at {location!r} is already initialised")
+        token = token or secrets.token_urlsafe(24)
+        reg.fs.makedirs(reg._base, exist_ok=True)
+        with reg.fs.open(f"{reg._base}/{cls.CONFIG}", "w") as fh:
+            json.dump({"admin_token_sha256": _hash_token(token), "created_at": datetime.now(UTC).isoformat()}, fh)
+        reg.lake.init()
+        return reg, token
+
+    def check_write(self, token: str | None) -> None:
+        """Raise :class:`RegistryPermissionError` unless ``token`` is the admin token."""
+        cfg = self._config()
+        if cfg is None:
+            raise RegistryPermissionError(
+                f"global registry at {self.location!r} is not initialised; an admin runs "
+                "`fplake registry init-global` first"
+            )
+        token = token if token is not None else os.environ.get("FPLAKE_ADMIN_TOKEN")
+        if not token:
+            raise RegistryPermissionError(
+                "writing to the global registry needs the admin token: set FPLAKE_ADMIN_TOKEN "
+                "or pass --admin-token"
+            )
+        if not hmac.compare_digest(_hash_token(token), cfg.get("admin_token_sha256", "")):
+            raise RegistryPermissionError("admin token rejected by the global registry")
+
+    def publish(self, token: str | None, records: list[ModelRecord], fingerprints: pa.Table | None = None) -> int:
+        """Write models (and fingerprints) to the global registry after checking the token."""
+        self.check_write(token)
+        n = register_models(self.lake, records)
+        if fingerprints is not None and fingerprints.num_rows:
+            from fingerprinting.lake import safe_key
+
+            for row in fingerprints.to_pylist():
+                self.lake.write_file(pa.Table.from_pylist([row], schema=fingerprints.schema), "fingerprints",
+                                     row["method"], row["config_hash"], safe_key(row["model_id"]) + ".parquet")
+        return n
+
+
+def default_registry_path(settings) -> Path:
+    return Path(settings.global_registry)
