@@ -218,6 +218,6 @@ class Lake:
             new_keys = {tuple(r[k] for k in spec.key) for r in rows.select(list(spec.key)).to_pylist()}
             keep = [i for i, r in enumerate(current.select(list(spec.key)).to_pylist())
                     if tuple(r[k] for k in spec.key) not in new_keys]
-            rows = pa.concat_tables([current.take(keep), rows])
+            rows = pa.concat_tables([current.take(pa.array(keep, pa.int64())), rows])
         self.write_file(rows, table_name, f"{table_name}.parquet")
         return rows

@@ -15,7 +15,12 @@ import pyarrow as pa
 from fingerprinting.lake import TABLES, Lake, safe_key
 from fingerprinting.loading import load_model
 from fingerprinting.methods import Fingerprint, FingerprintMethod
-from fingerprinting.metrics import METRICS, iter_pairwise_blocks, pairwise_matrix, stack_fingerprints
+from fingerprinting.metrics import (
+    METRICS,
+    iter_pairwise_blocks,
+    pairwise_matrix,
+    stack_fingerprints,
+)
 from fingerprinting.registry import ModelRecord
 
 

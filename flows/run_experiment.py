@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fingerprinting.experiment import ConfigError, load_config
     from fingerprinting.lake import Lake
-    from fingerprinting.registry import GlobalRegistry, RegistryPermissionError, UnknownModelError, resolve_models
+    from fingerprinting.registry import (
+        GlobalRegistry,
+        RegistryPermissionError,
+        UnknownModelError,
+        resolve_models,
+    )
     from fingerprinting.settings import get_settings
 
     settings = get_settings().with_overrides(lake_root=args.lake_root, device=args.device)

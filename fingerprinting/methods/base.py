@@ -90,6 +90,7 @@ class FingerprintMethod(ABC):
 
     def validate(self) -> None:
         """Check parameters beyond their types (override)."""
+        return None
 
     def hash_payload(self) -> dict:
         """What the config hash covers (override to hash file contents)."""

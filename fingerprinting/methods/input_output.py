@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 from fingerprinting.loading import LoadedModel
-from fingerprinting.methods.base import METHODS, FingerprintError, FingerprintMethod, MethodConfigError
+from fingerprinting.methods.base import (
+    METHODS,
+    FingerprintError,
+    FingerprintMethod,
+    MethodConfigError,
+)
 from fingerprinting.settings import REPO_ROOT
 from fingerprinting.tokens import TokenFileError, encode_lines, file_sha256, read_token_lines
 
@@ -133,7 +138,7 @@ class InputOutputMethod(FingerprintMethod):
         return np.stack(rows)
 
     def last_logits(self, loaded: LoadedModel, probes: list[list[int]]) -> torch.Tensor:
-        """Logits at each probe's last real token, batched. Returns (N, vocab) float32 on CPU."""
+        """Logits at each probe's last real token, batched. Returns (N, vocab) on CPU."""
         model, dev = loaded.model, loaded.device
         accepted = _forward_kwargs(model)
         pad_id = 0
@@ -183,7 +188,8 @@ class InputOutputMethod(FingerprintMethod):
                     sel = logits[torch.arange(len(batch), device=logits.device), last]
                 else:
                     sel = logits[:, -1, :]
-                out.append(sel.float().cpu())
+                # keep float32/float64 as computed; only half precisions are widened
+                out.append((sel.float() if sel.dtype in (torch.float16, torch.bfloat16) else sel).cpu())
         flat = torch.cat(out)
         result = torch.empty_like(flat)
         result[torch.tensor([i for idx in batches for i in idx])] = flat

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its pinned dependencies.
+# pip finds the CPU torch wheel through its configured find-links; with uv, pass
+# pip's setting on:  UV_FIND_LINKS="$(pip config get global.find-links)" uv pip install -e ".[dev]"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[dev]"

@@ -1,0 +1,68 @@
+"""Weight fingerprints on hand-built modules with known singular values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fingerprinting.loading import LoadedModel, load_model
+from fingerprinting.methods import make_method
+from tests.conftest import STORIES
+
+
+class TwoMatrices(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        # largest first: a (3x2, 6 entries) then b (2x2); a/max|a| @ b/max|b| = [[.5,0],[0,.25],[0,0]]
+        self.a = torch.nn.Parameter(torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
+        self.b = torch.nn.Parameter(torch.tensor([[4.0, 0.0], [0.0, 1.0]]))
+        self.bias = torch.nn.Parameter(torch.ones(2))  # 1-D: ignored
+
+
+def _wrap(module):
+    return LoadedModel("toy", module, None, torch.device("cpu"), torch.float32, "base")
+
+
+def test_weight_reference_chain_hand_values():
+    fp = make_method("weight", {"size": 2}).fingerprint(_wrap(TwoMatrices()))
+    s = math.sqrt(0.5**2 + 0.25**2)
+    np.testing.assert_allclose(fp.vector, [0.5 / s, 0.25 / s, 0.0, 0.0], atol=1e-12)
+
+
+def test_weight_cut_to_size_squared():
+    fp = make_method("weight", {"size": 1}).fingerprint(_wrap(TwoMatrices()))
+    np.testing.assert_allclose(fp.vector, [1.0])  # only the largest singular value survives
+
+
+def test_weight_spectrum_rotation_invariant():
+    loaded = load_model("stories", str(STORIES), device="cpu", need_tokenizer=False)
+    m = make_method("weight_spectrum")
+    before = m.fingerprint(loaded).vector
+    # rotate the hidden space of the embedding: singular values and norms must not move
+    q, _ = torch.linalg.qr(torch.randn(64, 64, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        emb = loaded.model.get_input_embeddings().weight
+        emb.copy_(emb @ q)
+    after = m.fingerprint(loaded).vector
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    assert before.shape == (16 + 32,)
+
+
+def test_weight_methods_separate_unrelated_models(tiny_zoo):
+    by_name = {m["display_name"]: m["path"] for m in tiny_zoo["models"]}
+    m = make_method("weight_spectrum")
+
+    def fp(name):
+        return m.fingerprint(load_model(name, by_name[name], need_tokenizer=False)).vector
+
+    base, q, other = fp("llama-base"), fp("llama-int8"), fp("gpt2-base")
+    # an int8 round trip stays much closer to its parent than another family does
+    assert np.linalg.norm(base - q) < 0.1 * np.linalg.norm(base - other)
+
+
+def test_weight_bad_size():
+    from fingerprinting.methods import MethodConfigError
+
+    with pytest.raises(MethodConfigError):
+        make_method("weight", {"size": 0})
