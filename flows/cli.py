@@ -5,6 +5,7 @@
     fplake register-demo [--profile ...]   register the zoo's models and lineage edges in the lake
     fplake registry init-global            create the global registry and print its admin token once
     fplake status                          row counts of every lake table
+    fplake dbt build                       dbt over the lake into the DuckDB warehouse
 """
 
 from __future__ import annotations
@@ -157,6 +158,20 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_dbt(args) -> int:
+    from fingerprinting.lake import Lake
+    from fingerprinting.warehouse import DbtError, run_dbt
+
+    settings = _settings(args)
+    Lake(settings.lake_root).init()
+    try:
+        run_dbt(args.dbt_args or ["build"], settings)
+    except DbtError as exc:
+        print(f"fplake: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fplake", description="Fingerprint Lake command line")
     p.add_argument("--lake-root")
@@ -180,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     gi.add_argument("--location")
     gi.add_argument("--token", help="use this token instead of a random one")
     sub.add_parser("status")
+    db = sub.add_parser("dbt", help="run dbt on the project with the lake/warehouse settings exported")
+    db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
 
 
@@ -188,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"demo": cmd_demo, "build-zoo": lambda a: cmd_build_zoo(a) and 0,
                 "register-demo": lambda a: cmd_register_demo(a) and 0, "status": cmd_status,
-                "registry": cmd_init_global}
+                "registry": cmd_init_global, "dbt": cmd_dbt}
     return int(handlers[args.cmd](args) or 0)
 
 

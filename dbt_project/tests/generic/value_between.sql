@@ -1,0 +1,8 @@
+{% test value_between(model, column_name, min_value=none, max_value=none) %}
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} is not null
+  and (false
+  {% if min_value is not none %} or {{ column_name }} < {{ min_value }} - 1e-9 {% endif %}
+  {% if max_value is not none %} or {{ column_name }} > {{ max_value }} + 1e-9 {% endif %})
+{% endtest %}
