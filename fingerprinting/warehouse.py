@@ -14,7 +14,7 @@ class DbtError(RuntimeError):
     pass
 
 
-def run_dbt(args: list[str], settings: Settings | None = None) -> object:
+def run_dbt(args: list[str], settings: Settings | None = None, quiet: bool = True) -> object:
     """Invoke dbt in-process (``dbtRunner``) with the lake/warehouse paths exported.
 
     Raises :class:`DbtError` when the command fails; returns dbt's result otherwise.
@@ -27,7 +27,7 @@ def run_dbt(args: list[str], settings: Settings | None = None) -> object:
     cwd = os.getcwd()
     try:
         os.chdir(DBT_DIR)  # dbt resolves logs/ and target/ against the working directory
-        res = dbtRunner().invoke([*args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)])
+        res = dbtRunner().invoke([*(["--quiet"] if quiet else []), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)])
     finally:
         os.chdir(cwd)
         _release_duckdb()

@@ -165,7 +165,7 @@ def cmd_dbt(args) -> int:
     settings = _settings(args)
     Lake(settings.lake_root).init()
     try:
-        run_dbt(args.dbt_args or ["build"], settings)
+        run_dbt(args.dbt_args or ["build"], settings, quiet=False)
     except DbtError as exc:
         print(f"fplake: {exc}", file=sys.stderr)
         return 1

@@ -81,7 +81,7 @@ def export_json(lake_root: str, model_ids: list[str], hashes: dict[str, str], me
     return {k: str(v[0]) for k, v in files.items()}
 
 
-@flow(name="fingerprint_flow", log_prints=True)
+@flow(name="fingerprint_flow")
 def fingerprint_flow(config: ExperimentConfig, use_existing: bool = False, write_to_registry: bool = False,
                      admin_token: str | None = None, settings: Settings | None = None,
                      output_dir: str | None = None, progress: bool = True) -> RunSummary:

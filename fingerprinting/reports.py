@@ -1,0 +1,361 @@
+"""Render the marts of one experiment (method x metric x config) as reports.
+
+Inputs are plain rows read from the warehouse (see :func:`load_experiment`);
+outputs: console summary, consolidated text report, JSON report, plotly HTML
+figures (sharing one local plotly.min.js) and a self-contained dashboard.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HEATMAP_FULL_LIMIT = 3000  # above this many models the heatmap shows family blocks
+
+
+@dataclass
+class ExperimentData:
+    method: str
+    metric: str
+    config_hash: str
+    models: list[dict]  # model_id, display_name, family, model_type
+    pairs: list[dict]  # pair_similarities rows
+    intrafamily: list[dict]
+    interfamily: list[dict]
+    type_pairs: list[dict]
+    quartiles: list[dict]
+    provenance: list[dict]
+    neighbors: list[dict] = field(default_factory=list)
+
+
+def _rows(con, sql, params=()):
+    cur = con.execute(sql, list(params))
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def latest_config_hash(con, method: str) -> str | None:
+    r = con.execute("select config_hash from stg_fingerprints where method = ? order by created_at desc limit 1",
+                    [method]).fetchone()
+    if r:
+        return r[0]
+    r = con.execute("select config_hash from pair_similarities where method = ? limit 1", [method]).fetchone()
+    return r[0] if r else None
+
+
+def load_experiment(con, method: str, metric: str, config_hash: str | None = None) -> ExperimentData:
+    """Read one experiment's marts from an open DuckDB warehouse connection."""
+    config_hash = config_hash or latest_config_hash(con, method)
+    if config_hash is None:
+        raise LookupError(f"no results for method {method!r} in the warehouse")
+    key = (method, metric, config_hash)
+    where = "where method = ? and metric = ? and config_hash = ?"
+    pairs = _rows(con, f"select * from pair_similarities {where} order by similarity desc, model_a, model_b", key)
+    if not pairs:
+        known = con.execute("select distinct method, metric, config_hash from pair_similarities order by 1, 2").fetchall()
+        raise LookupError(f"no pairs for method={method!r} metric={metric!r} config_hash={config_hash!r}; "
+                          f"available: {known[:20]}")
+    ids = sorted({p["model_a"] for p in pairs} | {p["model_b"] for p in pairs})
+    models = _rows(con, "select model_id, display_name, family, model_type from stg_models "
+                   "where list_contains(?, model_id) order by family, model_type, display_name", [ids])
+    return ExperimentData(
+        method, metric, config_hash, models, pairs,
+        _rows(con, f"select * from intrafamily_stats {where} order by mean_similarity desc", key),
+        _rows(con, f"select * from interfamily_stats {where} order by mean_similarity desc", key),
+        _rows(con, f"select * from type_pair_stats {where} order by mean_similarity desc", key),
+        _rows(con, f"select * from family_similarity_quartiles {where} order by category, grouping", key),
+        _rows(con, f"select * from provenance_quality {where} order by derivation_type", key),
+        _rows(con, f"select * from nearest_neighbors {where} order by model_id, rank", key),
+    )
+
+
+# ---------------------------------------------------------------- text
+HEADER = f"{{:<21}}{'Min':<11}{'Max':<11}{'Mean':<11}{'Variance':<11}# Pairs"
+
+
+def _stats_table(title: str, label: str, rows: list[dict], key: str) -> list[str]:
+    lines = [f"{title} SIMILARITY (sorted by mean similarity):", HEADER.format(label), "-" * 75]
+    for r in sorted(rows, key=lambda r: (-r["mean_similarity"], str(r[key]))):
+        lines.append(f"{str(r[key]):<21}{r['min_similarity']:<11.4f}{r['max_similarity']:<11.4f}"
+                     f"{r['mean_similarity']:<11.4f}{r['variance']:<11.4f}{r['n_pairs']}")
+    if not rows:
+        lines.append("(none)")
+    return lines
+
+
+def console_summary(data: ExperimentData) -> str:
+    """The original tool's console tables: intrafamily, interfamily, type pair (4 decimals)."""
+    out = [f"method={data.method} metric={data.metric} config={data.config_hash} "
+           f"models={len(data.models)} pairs={len(data.pairs)}", ""]
+    out += _stats_table("INTRAFAMILY", "Family", data.intrafamily, "family") + [""]
+    out += _stats_table("INTERFAMILY", "Family Pair", data.interfamily, "family_pair") + [""]
+    out += _stats_table("TYPE PAIR", "Type Pair", data.type_pairs, "type_pair")
+    return "\n".join(out) + "\n"
+
+
+def pair_line(p: dict) -> str:
+    return (f"{p['display_name_a']} ({p['family_a']}/{p['type_a']}) <-> "
+            f"{p['display_name_b']} ({p['family_b']}/{p['type_b']}): {p['similarity']:.4f}")
+
+
+def text_report(data: ExperimentData) -> str:
+    """Every pair, sorted by similarity, grouped by category (intrafamily, interfamily, type pair)."""
+    by_sim = sorted(data.pairs, key=lambda p: (-p["similarity"], p["model_a"], p["model_b"]))
+    out = [f"DETAILED PAIRS  method={data.method} metric={data.metric} config={data.config_hash}", ""]
+    for cat in ("intrafamily", "interfamily"):
+        rows = [p for p in by_sim if p["category"] == cat]
+        out.append(f"== {cat.upper()} PAIRS ({len(rows)}) ==")
+        out += [pair_line(p) for p in rows] + [""]
+    typed: dict[str, list[dict]] = {}
+    for p in by_sim:
+        if p["category"] == "intrafamily" and p["type_a"] != p["type_b"]:
+            typed.setdefault("-".join(sorted([p["type_a"], p["type_b"]])), []).append(p)
+    out.append(f"== TYPE PAIRS ({sum(len(v) for v in typed.values())}) ==")
+    for key in sorted(typed):
+        out.append(f"-- {key} ({len(typed[key])}) --")
+        out += [pair_line(p) for p in typed[key]]
+    return "\n".join(out) + "\n"
+
+
+def _clean(v):
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def json_report(data: ExperimentData) -> dict:
+    def clean_rows(rows):
+        return [{k: _clean(v) for k, v in r.items()} for r in rows]
+
+    return {
+        "method": data.method, "metric": data.metric, "config_hash": data.config_hash,
+        "n_models": len(data.models), "n_pairs": len(data.pairs),
+        "models": data.models,
+        "intrafamily": clean_rows(data.intrafamily), "interfamily": clean_rows(data.interfamily),
+        "type_pairs": clean_rows(data.type_pairs), "quartiles": clean_rows(data.quartiles),
+        "provenance_quality": clean_rows(data.provenance), "nearest_neighbors": clean_rows(data.neighbors),
+    }
+
+
+# ---------------------------------------------------------------- figures
+def _ordered(data: ExperimentData):
+    models = sorted(data.models, key=lambda m: (m["family"], m["model_type"], m["display_name"], m["model_id"]))
+    index = {m["model_id"]: i for i, m in enumerate(models)}
+    return models, index
+
+
+def similarity_matrix(data: ExperimentData) -> tuple[list[dict], np.ndarray]:
+    models, index = _ordered(data)
+    n = len(models)
+    M = np.full((n, n), np.nan, dtype=np.float32)
+    np.fill_diagonal(M, 1.0)
+    a = np.array([index[p["model_a"]] for p in data.pairs])
+    b = np.array([index[p["model_b"]] for p in data.pairs])
+    s = np.array([p["similarity"] for p in data.pairs], dtype=np.float32)
+    if len(s):
+        M[a, b] = s
+        M[b, a] = s
+    return models, M
+
+
+def heatmap_figure(data: ExperimentData):
+    import plotly.graph_objects as go
+
+    models, M = similarity_matrix(data)
+    title = f"{data.method} / {data.metric}: pairwise similarity ({len(models)} models, ordered by family)"
+    if len(models) > HEATMAP_FULL_LIMIT:  # family-block means keep the page light at any size
+        fams = sorted({m["family"] for m in models})
+        fi = {f: i for i, f in enumerate(fams)}
+        idx = np.array([fi[m["family"]] for m in models])
+        sums = np.zeros((len(fams), len(fams)))
+        counts = np.zeros((len(fams), len(fams)))
+        valid = ~np.isnan(M)
+        np.add.at(sums, (idx[:, None].repeat(len(models), 1)[valid], idx[None, :].repeat(len(models), 0)[valid]), M[valid])
+        np.add.at(counts, (idx[:, None].repeat(len(models), 1)[valid], idx[None, :].repeat(len(models), 0)[valid]), 1)
+        z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        fig = go.Figure(go.Heatmap(z=z, x=fams, y=fams, colorscale="Viridis",
+                                   hovertemplate="%{y} x %{x}<br>mean similarity %{z:.4f}<extra></extra>"))
+        fig.update_layout(title=title + " - family means")
+    else:
+        labels = [f"{m['display_name']} ({m['family']}/{m['model_type']}) #{m['model_id']}" for m in models]
+        fig = go.Figure(go.Heatmap(z=M, x=labels, y=labels, colorscale="Viridis", zsmooth=False,
+                                   hovertemplate="%{y}<br>%{x}<br>similarity %{z:.4f}<extra></extra>"))
+        fig.update_layout(title=title)
+        # family boundaries
+        bounds = [i for i in range(1, len(models)) if models[i]["family"] != models[i - 1]["family"]]
+        for bnd in bounds:
+            fig.add_shape(type="line", x0=bnd - 0.5, x1=bnd - 0.5, y0=-0.5, y1=len(models) - 0.5,
+                          line={"color": "white", "width": 1})
+            fig.add_shape(type="line", y0=bnd - 0.5, y1=bnd - 0.5, x0=-0.5, x1=len(models) - 0.5,
+                          line={"color": "white", "width": 1})
+        show = len(models) <= 80
+        fig.update_xaxes(showticklabels=show, tickangle=45)
+        fig.update_yaxes(showticklabels=show, autorange="reversed")
+    fig.update_layout(height=800, margin={"l": 40, "r": 40, "t": 60, "b": 40})
+    return fig
+
+
+def quartile_figure(data: ExperimentData):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Intrafamily", "Interfamily"))
+    for col, cat in ((1, "intrafamily"), (2, "interfamily")):
+        rows = sorted([q for q in data.quartiles if q["category"] == cat], key=lambda q: -q["median"])
+        fig.add_trace(go.Box(
+            name=cat, x=[q["grouping"] for q in rows],
+            q1=[q["q1"] for q in rows], median=[q["median"] for q in rows], q3=[q["q3"] for q in rows],
+            lowerfence=[q["min_similarity"] for q in rows], upperfence=[q["max_similarity"] for q in rows],
+            mean=[q["mean_similarity"] for q in rows], showlegend=False,
+        ), row=1, col=col)
+    fig.update_layout(title=f"Similarity quartiles by family and family pair ({data.metric})", height=520)
+    return fig
+
+
+def type_pair_figure(data: ExperimentData):
+    import plotly.graph_objects as go
+
+    rows = sorted(data.type_pairs, key=lambda r: -r["mean_similarity"])
+    fig = go.Figure(go.Bar(
+        x=[r["type_pair"] for r in rows], y=[r["mean_similarity"] for r in rows],
+        error_y={"type": "data", "array": [math.sqrt(max(r["variance"], 0)) for r in rows]},
+        customdata=[[r["n_pairs"], r["n_families"], r["min_similarity"], r["max_similarity"]] for r in rows],
+        hovertemplate="%{x}<br>mean %{y:.4f}<br>pairs %{customdata[0]} in %{customdata[1]} families"
+                      "<br>min %{customdata[2]:.4f} max %{customdata[3]:.4f}<extra></extra>",
+    ))
+    fig.update_layout(title="Same-family pairs of different types (mean +- std)", height=480)
+    return fig
+
+
+def roc_points(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    thr = np.unique(np.concatenate([pos, neg]))[::-1]
+    ps, ns = np.sort(pos), np.sort(neg)
+    tpr = 1 - np.searchsorted(ps, thr, side="left") / max(len(ps), 1)
+    fpr = 1 - np.searchsorted(ns, thr, side="left") / max(len(ns), 1)
+    return np.concatenate([[0], fpr, [1]]), np.concatenate([[0], tpr, [1]])
+
+
+def roc_figure(data: ExperimentData):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    neg = np.array([p["similarity"] for p in data.pairs if not p["is_related"]])
+    auc = {r["derivation_type"]: r["roc_auc"] for r in data.provenance}
+    groups: dict[str, list[float]] = {"all": []}
+    for p in data.pairs:
+        if p["is_related"]:
+            groups["all"].append(p["similarity"])
+            groups.setdefault(p["relation"], []).append(p["similarity"])
+    for name, vals in sorted(groups.items(), key=lambda kv: kv[0] != "all"):
+        if not vals or not len(neg):
+            continue
+        fpr, tpr = roc_points(np.array(vals), neg)
+        a = auc.get(name)
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines",
+                                 name=f"{name} (AUC {a:.3f}, n={len(vals)})" if a is not None else name,
+                                 line={"width": 3 if name == "all" else 1.5}))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
+                             name="chance"))
+    fig.update_layout(title="Provenance quality: related vs unrelated pairs (ROC by derivation type)",
+                      xaxis_title="false positive rate", yaxis_title="true positive rate", height=560)
+    return fig
+
+
+# ---------------------------------------------------------------- dashboard
+def _table(rows: list[dict], cols: list[tuple[str, str]], table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for key, _ in cols:
+            v = r.get(key)
+            cells.append(f"<td>{v:.4f}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<input class="filter" data-table="{table_id}" placeholder="filter rows (family, model, type)...">'
+            f'<table id="{table_id}" class="stats"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+_STATS_COLS = [("min_similarity", "Min"), ("max_similarity", "Max"), ("mean_similarity", "Mean"),
+               ("variance", "Variance"), ("n_pairs", "# Pairs")]
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1f3b57;color:#fff;padding:12px 20px}
+nav{position:sticky;top:0;background:#eef2f6;padding:8px 20px;z-index:10}nav a{margin-right:14px}
+section{padding:10px 20px}table.stats{border-collapse:collapse;font-size:13px;margin:6px 0 18px}
+table.stats td,table.stats th{border:1px solid #ccd;padding:3px 8px;text-align:right}
+table.stats td:first-child,table.stats th:first-child{text-align:left}input.filter{width:320px;padding:4px;margin-top:6px}"""
+
+_JS = """document.querySelectorAll('input.filter').forEach(function(inp){inp.addEventListener('input',function(){
+var q=inp.value.toLowerCase();var rows=document.getElementById(inp.dataset.table).tBodies[0].rows;
+for(var i=0;i<rows.length;i++){rows[i].style.display=rows[i].textContent.toLowerCase().indexOf(q)>=0?'':'none';}});});"""
+
+
+def dashboard_html(data: ExperimentData, figures: dict) -> str:
+    """One self-contained page: plotly JS inlined once, every figure, filterable tables."""
+    from plotly.offline import get_plotlyjs
+
+    parts = []
+    for name, fig in figures.items():
+        parts.append(f'<section id="{name}">{fig.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + name)}</section>')
+    prov_cols = [("derivation_type", "Derivation"), ("n_positive_pairs", "Related pairs"),
+                 ("n_negative_pairs", "Unrelated pairs"), ("roc_auc", "ROC-AUC"),
+                 ("tpr_at_target_fpr", "TPR @ target FPR"), ("best_threshold", "Best threshold"),
+                 ("youden_j", "Youden J")]
+    model_rows = [dict(m) for m in data.models]
+    nn = {}
+    for r in data.neighbors:
+        if r["rank"] == 1:
+            nn[r["model_id"]] = f"{r['neighbor_name']} ({r['similarity']:.4f})"
+    for m in model_rows:
+        m["nearest"] = nn.get(m["model_id"], "")
+    tables = (
+        "<section id='tables'><h2>Intrafamily</h2>" + _table(data.intrafamily, [("family", "Family"), *_STATS_COLS], "t-intra")
+        + "<h2>Interfamily</h2>" + _table(data.interfamily, [("family_pair", "Family Pair"), *_STATS_COLS], "t-inter")
+        + "<h2>Type pairs</h2>" + _table(data.type_pairs, [("type_pair", "Type Pair"), *_STATS_COLS, ("n_families", "Families")], "t-types")
+        + "<h2>Provenance quality</h2>" + _table(data.provenance, prov_cols, "t-prov")
+        + "<h2>Models</h2>" + _table(model_rows, [("model_id", "Id"), ("display_name", "Model"), ("family", "Family"),
+                                                   ("model_type", "Type"), ("nearest", "Nearest neighbour")], "t-models")
+        + "</section>"
+    )
+    nav = " ".join(f'<a href="#{n}">{n}</a>' for n in [*figures, "tables"])
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fingerprint Lake: {html.escape(data.method)} / "
+            f"{html.escape(data.metric)}</title><style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
+            f"</head><body><header><h1>Fingerprint Lake dashboard</h1><div>method <b>{html.escape(data.method)}</b>, "
+            f"metric <b>{html.escape(data.metric)}</b>, config {html.escape(data.config_hash)}: {len(data.models)} models, "
+            f"{len(data.pairs)} pairs</div></header><nav>{nav}</nav>{''.join(parts)}{tables}<script>{_JS}</script></body></html>")
+
+
+def render_all(data: ExperimentData, out_dir: str | Path) -> dict[str, str]:
+    """Write every report for one experiment into ``out_dir``; returns name -> path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{data.method}_{data.metric}"
+    paths = {}
+
+    def write(name: str, text: str):
+        p = out / name
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(p)
+        paths[name] = str(p)
+
+    summary = console_summary(data)
+    write(f"{stem}_summary.txt", summary)
+    write(f"{stem}_pairs.txt", text_report(data))
+    write(f"{stem}_report.json", json.dumps(json_report(data), indent=1, default=str))
+    figures = {"heatmap": heatmap_figure(data), "quartiles": quartile_figure(data),
+               "type_pairs": type_pair_figure(data), "roc": roc_figure(data)}
+    for name, fig in figures.items():
+        p = out / f"{stem}_{name}.html"
+        fig.write_html(str(p), include_plotlyjs="directory", full_html=True)
+        paths[f"{stem}_{name}.html"] = str(p)
+    write(f"{stem}_dashboard.html", dashboard_html(data, figures))
+    paths["dashboard"] = str(out / f"{stem}_dashboard.html")
+    paths["summary_text"] = summary
+    return paths
