@@ -33,10 +33,17 @@ def file_sha256(path: str | Path) -> str:
 
 
 def encode_lines(tokenizer, lines: list[str], vocab_size: int) -> list[list[int]]:
-    """Tokenise each line without special tokens, dropping ids outside ``[0, vocab_size)``."""
+    """Tokenise each line without special tokens, dropping ids outside ``[0, vocab_size)``.
+
+    One batched tokenizer call where the tokenizer supports it (much faster than
+    a call per line); the ids are the same either way.
+    """
+    try:
+        batch = tokenizer(lines, add_special_tokens=False)["input_ids"]
+    except Exception:  # tokenizers without batch support
+        batch = [tokenizer.encode(line, add_special_tokens=False) for line in lines]
     out = []
-    for line in lines:
-        ids = tokenizer.encode(line, add_special_tokens=False)
+    for ids in batch:
         if hasattr(ids, "ids"):
             ids = ids.ids
         out.append([int(i) for i in ids if 0 <= int(i) < vocab_size])
