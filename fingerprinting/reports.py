@@ -24,7 +24,7 @@ class ExperimentData:
     metric: str
     config_hash: str
     models: list[dict]  # model_id, display_name, family, model_type
-    pairs: list[dict]  # pair_similarities rows
+    pairs: dict[str, np.ndarray]  # pair_similarities columns (+ "line": formatted pair text)
     intrafamily: list[dict]
     interfamily: list[dict]
     type_pairs: list[dict]
@@ -55,12 +55,16 @@ def load_experiment(con, method: str, metric: str, config_hash: str | None = Non
         raise LookupError(f"no results for method {method!r} in the warehouse")
     key = (method, metric, config_hash)
     where = "where method = ? and metric = ? and config_hash = ?"
-    pairs = _rows(con, f"select * from pair_similarities {where} order by similarity desc, model_a, model_b", key)
-    if not pairs:
+    pairs = con.execute(
+        "select model_a, model_b, similarity, category, relation, is_related, family_a, family_b, type_a, type_b, "
+        "printf('%s (%s/%s) <-> %s (%s/%s): %.4f', display_name_a, family_a, type_a, display_name_b, family_b, "
+        "type_b, similarity) as line "
+        f"from pair_similarities {where} order by similarity desc, model_a, model_b", list(key)).fetchnumpy()
+    if len(pairs["similarity"]) == 0:
         known = con.execute("select distinct method, metric, config_hash from pair_similarities order by 1, 2").fetchall()
         raise LookupError(f"no pairs for method={method!r} metric={metric!r} config_hash={config_hash!r}; "
                           f"available: {known[:20]}")
-    ids = sorted({p["model_a"] for p in pairs} | {p["model_b"] for p in pairs})
+    ids = sorted(set(pairs["model_a"].tolist()) | set(pairs["model_b"].tolist()))
     models = _rows(con, "select model_id, display_name, family, model_type from stg_models "
                    "where list_contains(?, model_id) order by family, model_type, display_name", [ids])
     return ExperimentData(
@@ -91,11 +95,15 @@ def _stats_table(title: str, label: str, rows: list[dict], key: str) -> list[str
 def console_summary(data: ExperimentData) -> str:
     """The original tool's console tables: intrafamily, interfamily, type pair (4 decimals)."""
     out = [f"method={data.method} metric={data.metric} config={data.config_hash} "
-           f"models={len(data.models)} pairs={len(data.pairs)}", ""]
+           f"models={len(data.models)} pairs={n_pairs(data)}", ""]
     out += _stats_table("INTRAFAMILY", "Family", data.intrafamily, "family") + [""]
     out += _stats_table("INTERFAMILY", "Family Pair", data.interfamily, "family_pair") + [""]
     out += _stats_table("TYPE PAIR", "Type Pair", data.type_pairs, "type_pair")
     return "\n".join(out) + "\n"
+
+
+def n_pairs(data: ExperimentData) -> int:
+    return int(len(data.pairs["similarity"]))
 
 
 def pair_line(p: dict) -> str:
@@ -104,21 +112,27 @@ def pair_line(p: dict) -> str:
 
 
 def text_report(data: ExperimentData) -> str:
-    """Every pair, sorted by similarity, grouped by category (intrafamily, interfamily, type pair)."""
-    by_sim = sorted(data.pairs, key=lambda p: (-p["similarity"], p["model_a"], p["model_b"]))
+    """Every pair, sorted by similarity, grouped by category (intrafamily, interfamily, type pair).
+
+    Pairs arrive sorted by similarity (desc) with their lines formatted in SQL;
+    sections are boolean masks over those columns.
+    """
+    P = data.pairs
+    lines = P["line"]
     out = [f"DETAILED PAIRS  method={data.method} metric={data.metric} config={data.config_hash}", ""]
     for cat in ("intrafamily", "interfamily"):
-        rows = [p for p in by_sim if p["category"] == cat]
-        out.append(f"== {cat.upper()} PAIRS ({len(rows)}) ==")
-        out += [pair_line(p) for p in rows] + [""]
-    typed: dict[str, list[dict]] = {}
-    for p in by_sim:
-        if p["category"] == "intrafamily" and p["type_a"] != p["type_b"]:
-            typed.setdefault("-".join(sorted([p["type_a"], p["type_b"]])), []).append(p)
-    out.append(f"== TYPE PAIRS ({sum(len(v) for v in typed.values())}) ==")
-    for key in sorted(typed):
-        out.append(f"-- {key} ({len(typed[key])}) --")
-        out += [pair_line(p) for p in typed[key]]
+        sel = lines[P["category"] == cat]
+        out.append(f"== {cat.upper()} PAIRS ({len(sel)}) ==")
+        out += sel.tolist() + [""]
+    typed = (P["category"] == "intrafamily") & (P["type_a"] != P["type_b"])
+    ta, tb = P["type_a"][typed], P["type_b"][typed]
+    keys = np.where(ta <= tb, ta + "-" + tb, tb + "-" + ta) if typed.any() else np.array([], dtype=object)
+    tlines = lines[typed]
+    out.append(f"== TYPE PAIRS ({len(tlines)}) ==")
+    for key in sorted(set(keys.tolist())):
+        sel = tlines[keys == key]
+        out.append(f"-- {key} ({len(sel)}) --")
+        out += sel.tolist()
     return "\n".join(out) + "\n"
 
 
@@ -136,7 +150,7 @@ def json_report(data: ExperimentData) -> dict:
 
     return {
         "method": data.method, "metric": data.metric, "config_hash": data.config_hash,
-        "n_models": len(data.models), "n_pairs": len(data.pairs),
+        "n_models": len(data.models), "n_pairs": n_pairs(data),
         "models": data.models,
         "intrafamily": clean_rows(data.intrafamily), "interfamily": clean_rows(data.interfamily),
         "type_pairs": clean_rows(data.type_pairs), "quartiles": clean_rows(data.quartiles),
@@ -152,33 +166,36 @@ def _ordered(data: ExperimentData):
 
 
 def similarity_matrix(data: ExperimentData) -> tuple[list[dict], np.ndarray]:
-    models, index = _ordered(data)
+    models, _ = _ordered(data)
     n = len(models)
     M = np.full((n, n), np.nan, dtype=np.float32)
     np.fill_diagonal(M, 1.0)
-    a = np.array([index[p["model_a"]] for p in data.pairs])
-    b = np.array([index[p["model_b"]] for p in data.pairs])
-    s = np.array([p["similarity"] for p in data.pairs], dtype=np.float32)
-    if len(s):
-        M[a, b] = s
-        M[b, a] = s
+    ids = np.array([m["model_id"] for m in models], dtype=object)
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+    a = order[np.searchsorted(sorted_ids, data.pairs["model_a"])]
+    b = order[np.searchsorted(sorted_ids, data.pairs["model_b"])]
+    s = data.pairs["similarity"].astype(np.float32)
+    M[a, b] = s
+    M[b, a] = s
     return models, M
 
 
 def heatmap_figure(data: ExperimentData):
     import plotly.graph_objects as go
 
-    models, M = similarity_matrix(data)
+    models, M = similarity_matrix(data) if len(data.models) <= HEATMAP_FULL_LIMIT else (_ordered(data)[0], None)
     title = f"{data.method} / {data.metric}: pairwise similarity ({len(models)} models, ordered by family)"
     if len(models) > HEATMAP_FULL_LIMIT:  # family-block means keep the page light at any size
         fams = sorted({m["family"] for m in models})
         fi = {f: i for i, f in enumerate(fams)}
-        idx = np.array([fi[m["family"]] for m in models])
+        fa = np.array([fi[f] for f in data.pairs["family_a"].tolist()])
+        fb = np.array([fi[f] for f in data.pairs["family_b"].tolist()])
         sums = np.zeros((len(fams), len(fams)))
         counts = np.zeros((len(fams), len(fams)))
-        valid = ~np.isnan(M)
-        np.add.at(sums, (idx[:, None].repeat(len(models), 1)[valid], idx[None, :].repeat(len(models), 0)[valid]), M[valid])
-        np.add.at(counts, (idx[:, None].repeat(len(models), 1)[valid], idx[None, :].repeat(len(models), 0)[valid]), 1)
+        np.add.at(sums, (fa, fb), data.pairs["similarity"])
+        np.add.at(counts, (fa, fb), 1)
+        sums, counts = sums + sums.T - np.diag(np.diag(sums)), counts + counts.T - np.diag(np.diag(counts))
         z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         fig = go.Figure(go.Heatmap(z=z, x=fams, y=fams, colorscale="Viridis",
                                    hovertemplate="%{y} x %{x}<br>mean similarity %{z:.4f}<extra></extra>"))
@@ -234,8 +251,11 @@ def type_pair_figure(data: ExperimentData):
     return fig
 
 
-def roc_points(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def roc_points(pos: np.ndarray, neg: np.ndarray, max_points: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """ROC curve (FPR, TPR) at up to ``max_points`` thresholds (quantiles when there are more)."""
     thr = np.unique(np.concatenate([pos, neg]))[::-1]
+    if len(thr) > max_points:
+        thr = thr[np.linspace(0, len(thr) - 1, max_points).round().astype(int)]
     ps, ns = np.sort(pos), np.sort(neg)
     tpr = 1 - np.searchsorted(ps, thr, side="left") / max(len(ps), 1)
     fpr = 1 - np.searchsorted(ns, thr, side="left") / max(len(ns), 1)
@@ -246,15 +266,15 @@ def roc_figure(data: ExperimentData):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    neg = np.array([p["similarity"] for p in data.pairs if not p["is_related"]])
+    P = data.pairs
+    related = P["is_related"].astype(bool)
+    neg = P["similarity"][~related]
     auc = {r["derivation_type"]: r["roc_auc"] for r in data.provenance}
-    groups: dict[str, list[float]] = {"all": []}
-    for p in data.pairs:
-        if p["is_related"]:
-            groups["all"].append(p["similarity"])
-            groups.setdefault(p["relation"], []).append(p["similarity"])
+    groups = {"all": P["similarity"][related]}
+    for rel in sorted(set(P["relation"][related].tolist())):
+        groups[rel] = P["similarity"][related & (P["relation"] == rel)]
     for name, vals in sorted(groups.items(), key=lambda kv: kv[0] != "all"):
-        if not vals or not len(neg):
+        if not len(vals) or not len(neg):
             continue
         fpr, tpr = roc_points(np.array(vals), neg)
         a = auc.get(name)
@@ -328,7 +348,7 @@ def dashboard_html(data: ExperimentData, figures: dict) -> str:
             f"{html.escape(data.metric)}</title><style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
             f"</head><body><header><h1>Fingerprint Lake dashboard</h1><div>method <b>{html.escape(data.method)}</b>, "
             f"metric <b>{html.escape(data.metric)}</b>, config {html.escape(data.config_hash)}: {len(data.models)} models, "
-            f"{len(data.pairs)} pairs</div></header><nav>{nav}</nav>{''.join(parts)}{tables}<script>{_JS}</script></body></html>")
+            f"{n_pairs(data)} pairs</div></header><nav>{nav}</nav>{''.join(parts)}{tables}<script>{_JS}</script></body></html>")
 
 
 def render_all(data: ExperimentData, out_dir: str | Path) -> dict[str, str]:

@@ -122,9 +122,13 @@ def cmd_demo(args) -> int:
             report_flow = None
         if report_flow is not None:
             print("== 3/4 dbt build + 4/4 reports")
-            rep = report_flow(method="input_output", metric="l1", config_hash=config.instances()["input_output"].config_hash,
-                              settings=settings, model_info_path=str(Path(settings.reports_dir) / "model_info.json"))
-            print(f"   dashboard: {rep.get('dashboard')}")
+            inst = config.instances()
+            rep = report_flow(method="input_output", metric="l1", config_hash=inst["input_output"].config_hash,
+                              settings=settings)
+            # the cheap weight signal separates lineage best on this zoo: render it too (marts already built)
+            rep2 = report_flow(method="weight_spectrum", metric="l1", config_hash=inst["weight_spectrum"].config_hash,
+                               settings=settings, run_dbt_build=False, print_summary=False)
+            print(f"   dashboards: {rep.get('dashboard')}\n               {rep2.get('dashboard')}")
     print("\noutputs:")
     print(f"  lake:        {settings.lake_root}")
     print(f"  warehouse:   {settings.warehouse}")

@@ -291,6 +291,7 @@ def build_zoo(profile: str = "full", settings: Settings | None = None, force: bo
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # silence per-model config notices during training
     settings = settings or get_settings()
     prof = PROFILES[profile]
     fams = families or list(FAMILIES)

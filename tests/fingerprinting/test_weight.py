@@ -66,3 +66,24 @@ def test_weight_bad_size():
 
     with pytest.raises(MethodConfigError):
         make_method("weight", {"size": 0})
+
+
+def test_model_without_input_embeddings_is_a_clear_error():
+    from fingerprinting.methods import FingerprintError
+
+    # a bare module has no get_input_embeddings(): the error names the model
+    with pytest.raises(FingerprintError, match="'toy'.*no input embedding"):
+        make_method("weight_spectrum").fingerprint(_wrap(TwoMatrices()))
+
+
+def test_nan_fingerprint_is_refused_with_model_name():
+    from fingerprinting.methods import FingerprintError, FingerprintMethod
+
+    class Broken(FingerprintMethod):
+        name = "broken"
+
+        def compute(self, loaded):
+            return np.array([0.5, float("nan")]), {}
+
+    with pytest.raises(FingerprintError, match="'toy'.*NaN"):
+        Broken().fingerprint(_wrap(TwoMatrices()))

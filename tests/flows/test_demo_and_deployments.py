@@ -28,6 +28,7 @@ def test_demo_command_twice(prefect_harness, settings, monkeypatch, capsys):
     assert counts["similarities"] == 3 * 7 * n * (n - 1) // 2  # 3 methods x 7 metrics
     dashboards = list(Path(settings.reports_dir).glob("input_output_l1_*/input_output_l1_dashboard.html"))
     assert len(dashboards) == 1
+    assert len(list(Path(settings.reports_dir).glob("weight_spectrum_l1_*/*_dashboard.html"))) == 1
 
     loads = loading.LOAD_COUNT
     assert main(args) == 0  # rerun: reuses everything, adds nothing
