@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fingerprinting.jsonio import read_json_file
 from fingerprinting.methods import METHODS, FingerprintMethod, MethodConfigError, make_method
 from fingerprinting.metrics import METRICS
 from fingerprinting.plugins import UnknownPluginError
@@ -106,11 +107,4 @@ def parse_config(obj: object, source_path: str | None = None) -> ExperimentConfi
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {str(p)!r}")
-    try:
-        obj = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid JSON: {exc}") from exc
-    return parse_config(obj, str(p))
+    return parse_config(read_json_file(path, "config file", ConfigError), str(path))

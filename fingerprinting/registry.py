@@ -17,7 +17,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import fsspec
 import pyarrow as pa
@@ -185,7 +184,3 @@ class GlobalRegistry:
                 self.lake.write_file(pa.Table.from_pylist([row], schema=fingerprints.schema), "fingerprints",
                                      row["method"], row["config_hash"], safe_key(row["model_id"]) + ".parquet")
         return n
-
-
-def default_registry_path(settings) -> Path:
-    return Path(settings.global_registry)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 
+from fingerprinting.jsonio import read_json_file
 from fingerprinting.settings import apply_quiet_env
 
 
@@ -26,13 +26,7 @@ class InputError(ValueError):
 
 
 def read_model_info(path: str) -> dict[str, dict]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"model info file not found: {path!r}")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"model info file {path!r} is not valid JSON: {exc}") from exc
+    data = read_json_file(path, "model info file", InputError)
     if not isinstance(data, list):
         raise InputError(f"model info file {path!r} must be a JSON array of objects")
     out = {}
@@ -49,13 +43,7 @@ def read_model_info(path: str) -> dict[str, dict]:
 
 
 def read_results(path: str, method: str, metric: str) -> tuple[list[str], list[list[float]]]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"results file not found: {path!r}")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"results file {path!r} is not valid JSON: {exc}") from exc
+    data = read_json_file(path, "results file", InputError)
     sm = data.get("similarity_matrices") if isinstance(data, dict) else None
     if not isinstance(sm, dict):
         raise InputError(f"results file {path!r} has no 'similarity_matrices' object")

@@ -3,11 +3,7 @@ select
     metric,
     config_hash,
     family_a as family,
-    min(similarity) as min_similarity,
-    max(similarity) as max_similarity,
-    avg(similarity) as mean_similarity,
-    var_pop(similarity) as variance,
-    count(*) as n_pairs
+    {{ similarity_stats() }}
 from {{ ref('pair_similarities') }}
 where category = 'intrafamily'
 group by all

@@ -4,11 +4,7 @@ select
     metric,
     config_hash,
     least(type_a, type_b) || '-' || greatest(type_a, type_b) as type_pair,
-    min(similarity) as min_similarity,
-    max(similarity) as max_similarity,
-    avg(similarity) as mean_similarity,
-    var_pop(similarity) as variance,
-    count(*) as n_pairs,
+    {{ similarity_stats() }},
     count(distinct family_a) as n_families
 from {{ ref('pair_similarities') }}
 where category = 'intrafamily' and type_a <> type_b
