@@ -41,3 +41,12 @@ def settings(tmp_path, zoo_settings) -> Settings:
     return Settings(lake_root=str(tmp_path / "lake"), warehouse=str(tmp_path / "wh.duckdb"),
                     reports_dir=str(tmp_path / "reports"), zoo_dir=zoo_settings.zoo_dir,
                     global_registry=str(tmp_path / "global"), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the whole run (starting one costs ~25 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
