@@ -167,18 +167,18 @@ class Lake:
             self.fs.rm(p)
 
     # ------------------------------------------------------------ read
-    def files(self, table_name: str) -> list[str]:
-        pattern = self.path(table_name, "**", "*.parquet")
-        found = sorted(self.fs.glob(pattern))
-        top = sorted(self.fs.glob(self.path(table_name, "*.parquet")))
+    def files(self, table_name: str, under: tuple[str, ...] = ()) -> list[str]:
+        """Parquet parts of a table, optionally only those below ``<table>/<under...>/``."""
+        found = sorted(self.fs.glob(self.path(table_name, *under, "**", "*.parquet")))
+        top = sorted(self.fs.glob(self.path(table_name, *under, "*.parquet")))
         return sorted(set(found) | set(top))
 
     def read(self, table_name: str, columns: list[str] | None = None,
-             filters: Iterable | None = None) -> pa.Table:
-        """Read a whole table (all parts), schema-checked against the contract."""
+             filters: Iterable | None = None, under: tuple[str, ...] = ()) -> pa.Table:
+        """Read a table (all parts, or those below ``under``), schema-checked against the contract."""
         spec = TABLES[table_name]
         parts = []
-        for f in self.files(table_name):
+        for f in self.files(table_name, under):
             with self.fs.open(f, "rb") as fh:
                 try:
                     t = pq.read_table(fh)

@@ -66,7 +66,9 @@ def write_fingerprints(lake: Lake, table: pa.Table) -> list[str]:
 
 def existing_fingerprints(lake: Lake, method: str, config_hash: str) -> dict[str, dict]:
     """Stored fingerprints for one method config, keyed by model id."""
-    t = lake.read("fingerprints", filters=[("method", method), ("config_hash", config_hash)])
+    # parts live under fingerprints/<method>/<config_hash>/: read only that folder
+    t = lake.read("fingerprints", filters=[("method", method), ("config_hash", config_hash)],
+                  under=(method, config_hash))
     return {r["model_id"]: r for r in t.to_pylist()}
 
 

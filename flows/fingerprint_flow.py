@@ -99,10 +99,12 @@ def fingerprint_flow(config: ExperimentConfig, use_existing: bool = False, write
     summary = RunSummary(uuid.uuid4().hex[:12], config.experiment_key(), [r.model_id for r in records])
     device = config.device or settings.device
 
+    stored = {name: set(pipeline.existing_fingerprints(lake, name, m.config_hash)) if use_existing else set()
+              for name, m in methods.items()}
     for record in tqdm(records, desc="fingerprinting", unit="model", disable=not progress):
         todo = []
         for name, m in methods.items():
-            if use_existing and record.model_id in pipeline.existing_fingerprints(lake, name, m.config_hash):
+            if record.model_id in stored[name]:
                 summary.reused.append(f"{record.model_id}/{name}")
             else:
                 todo.append((name, m.config, m.config_hash))

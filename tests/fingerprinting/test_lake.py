@@ -71,3 +71,11 @@ def test_garbage_part_is_a_clear_error(tmp_path):
 def test_safe_key_is_unique_and_safe():
     a, b = safe_key("org/model"), safe_key("org_model")
     assert a != b and "/" not in a
+
+
+def test_read_under_a_folder(tmp_path):
+    lake = Lake(str(tmp_path)).init()
+    lake.write_file(edges(2), "model_edges", "a", "x.parquet")
+    lake.write_file(edges(3), "model_edges", "b", "x.parquet")
+    assert lake.read("model_edges", under=("a",)).num_rows == 2
+    assert lake.read("model_edges").num_rows == 5
