@@ -87,13 +87,13 @@ def compute_similarities(lake: Lake, method: str, config_hash: str, metrics: lis
     for metric in metrics:
         a_parts, b_parts, s_parts = [], [], []
         for i0, j0, blk in iter_pairwise_blocks(X, metric, device=device):
-            ii, jj = np.nonzero(np.ones_like(blk, dtype=bool))
+            ii, jj = np.indices(blk.shape)
             ii, jj = ii + i0, jj + j0
             keep = jj > ii
             # ids are sorted, so index order is string order: model_a < model_b
             a_parts.append(id_arr[ii[keep]])
             b_parts.append(id_arr[jj[keep]])
-            s_parts.append(blk.ravel()[keep])
+            s_parts.append(blk[keep])
         n = int(sum(len(s) for s in s_parts))
         table = pa.table({
             "model_a": pa.array(np.concatenate(a_parts) if n else [], pa.string()),

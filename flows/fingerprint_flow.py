@@ -11,6 +11,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from tqdm.auto import tqdm
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from fingerprinting import pipeline
 from fingerprinting.experiment import ExperimentConfig
 from fingerprinting.lake import Lake
+from fingerprinting.loading import ModelSource
 from fingerprinting.methods import Fingerprint, make_method
 from fingerprinting.registry import GlobalRegistry, ModelRecord, resolve_models
 from fingerprinting.settings import Settings, get_settings
@@ -81,6 +84,14 @@ def export_json(lake_root: str, model_ids: list[str], hashes: dict[str, str], me
     return {k: str(v[0]) for k, v in files.items()}
 
 
+@task(retries=2, retry_delay_seconds=1)
+def publish(settings: Settings, admin_token: str | None, records: list[ModelRecord]) -> int:
+    """Copy the models and their fingerprints to the global registry (token checked again)."""
+    fps = Lake(settings.lake_root).read("fingerprints")
+    mask = pc.is_in(fps.column("model_id"), value_set=pa.array([r.model_id for r in records], pa.string()))
+    return GlobalRegistry(settings.global_registry).publish(admin_token, records, fps.filter(mask))
+
+
 @flow(name="fingerprint_flow")
 def fingerprint_flow(config: ExperimentConfig, use_existing: bool = False, write_to_registry: bool = False,
                      admin_token: str | None = None, settings: Settings | None = None,
@@ -110,9 +121,7 @@ def fingerprint_flow(config: ExperimentConfig, use_existing: bool = False, write
                 todo.append((name, m.config, m.config_hash))
         if not todo:
             continue
-        from fingerprinting.loading import ModelSource
-
-        ident = ModelSource.parse(record.source).identity() if not record.source.startswith("hf://") else record.source
+        ident = ModelSource.parse(record.source).identity()
         state = fingerprint_model.with_options(refresh_cache=not use_existing)(
             record, ident, todo, device, config.dtype, return_state=True)
         if not state.is_completed():
@@ -132,11 +141,7 @@ def fingerprint_flow(config: ExperimentConfig, use_existing: bool = False, write
     summary.outputs = export_json(settings.lake_root, summary.models, hashes, config.metrics, out_dir)
     if registry is not None:
         ok = [r for r in records if r.model_id not in summary.failures]
-        fp_rows = lake.read("fingerprints")
-        import pyarrow.compute as pc
-
-        mask = pc.is_in(fp_rows.column("model_id"), value_set=__import__("pyarrow").array([r.model_id for r in ok]))
-        registry.publish(admin_token, ok, fp_rows.filter(mask))
+        publish(settings, admin_token, ok)
         summary.outputs["global_registry"] = settings.global_registry
     summary.seconds = round(time.perf_counter() - t0, 2)
     if summary.failures:
