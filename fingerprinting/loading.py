@@ -177,11 +177,12 @@ def load_model(
         if not archs & causal:
             order = ["masked", "base", "causal"] if archs & masked else ["base", "masked", "causal"]
     load_kw = dict(common, dtype=torch_dtype)
-    if not allow_pickle:
-        load_kw["use_safetensors"] = not src.gguf_file and src.path is not None or None
+    if not allow_pickle and src.path is not None and not src.gguf_file:
+        # local folders were checked to hold *.safetensors; never fall back to pickle
+        load_kw["use_safetensors"] = True
     for k in order:
         try:
-            model = loaders[k].from_pretrained(location, config=config, **{kk: v for kk, v in load_kw.items() if v is not None})
+            model = loaders[k].from_pretrained(location, config=config, **load_kw)
             chosen = k
             break
         except Exception as exc:
