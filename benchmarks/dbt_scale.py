@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from benchmarks._util import peak_rss_mb, reset_peak_rss, timed
-from fingerprinting.lake import Lake
+from fingerprinting.lake import TABLES, Lake
 from fingerprinting.settings import Settings, apply_quiet_env
 
 
@@ -30,11 +29,10 @@ def synthesise(lake: Lake, n_models: int, n_fam: int, seed: int = 0) -> int:
     fam = np.arange(n_models) % n_fam
     types = np.array(["Base", "Chat", "Domain", "Quantized", "Distilled", "Merge", "Pruned"])
     mtype = types[rng.integers(0, len(types), n_models)]
-    lake.write_file(pa.table({"model_id": ids, "source": ["synthetic"] * n_models,
+    lake.append("models", pa.table({"model_id": ids, "source": ["synthetic"] * n_models,
                               "family": [f"F{f:02d}" for f in fam], "model_type": mtype,
                               "display_name": ids, "arch": ["llama"] * n_models,
-                              "registered_at": pa.array([None] * n_models, pa.timestamp("us", tz="UTC"))}),
-                    "models", "models.parquet")
+                              "registered_at": pa.array([None] * n_models, pa.timestamp("us", tz="UTC"))}))
     # each family is a tree: member k's parent is a random earlier member of the family
     parents, children, rel = [], [], []
     relations = ["finetune", "quantized", "distilled", "merge", "pruned"]
@@ -44,25 +42,25 @@ def synthesise(lake: Lake, n_models: int, n_fam: int, seed: int = 0) -> int:
             parents.append(ids[members[rng.integers(0, k)]])
             children.append(ids[members[k]])
             rel.append(relations[rng.integers(0, len(relations))])
-    lake.write_file(pa.table({"parent_id": parents, "child_id": children, "relation": rel}),
-                    "model_edges", "model_edges.parquet")
-    # all pairs, written in row blocks so memory stays small; ids sort like their indices
-    out = Path(lake.path("similarities", "synthetic", "cfg"))
-    out.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([("model_a", pa.string()), ("model_b", pa.string()), ("method", pa.string()),
-                        ("metric", pa.string()), ("config_hash", pa.string()), ("similarity", pa.float64())])
-    total = 0
-    with pq.ParquetWriter(out / "l1.parquet", schema, compression="zstd") as w:
+    lake.append("model_edges", pa.table({"parent_id": parents, "child_id": children, "relation": rel}))
+    # all pairs, streamed into one commit in row blocks so memory stays small; ids sort like their indices
+    schema = TABLES["similarities"].schema
+    total = [0]
+
+    def batches():
         for i in range(n_models - 1):
             j = np.arange(i + 1, n_models)
             same = fam[j] == fam[i]
             sim = np.where(same, rng.normal(0.9, 0.04, len(j)), rng.normal(0.7, 0.08, len(j))).clip(0, 1)
             n = len(j)
-            w.write_table(pa.table({"model_a": pa.array(np.repeat(ids[i], n)), "model_b": pa.array(ids[j]),
-                                    "method": pa.array(["synthetic"] * n), "metric": pa.array(["l1"] * n),
-                                    "config_hash": pa.array(["cfg"] * n), "similarity": sim}, schema=schema))
-            total += n
-    return total
+            total[0] += n
+            yield pa.RecordBatch.from_pydict({
+                "model_a": pa.array(np.repeat(ids[i], n)), "model_b": pa.array(ids[j]),
+                "method": pa.array(["synthetic"] * n), "metric": pa.array(["l1"] * n),
+                "config_hash": pa.array(["cfg"] * n), "similarity": sim}, schema=schema)
+
+    lake.append_stream("similarities", batches())
+    return total[0]
 
 
 def main(argv=None) -> None:
@@ -88,9 +86,9 @@ def main(argv=None) -> None:
         run_dbt(["build"], settings)
     print(f"dbt build: {t_dbt['s']:.1f} s, peak RSS {peak_rss_mb():.0f} MB "
           f"(target < 120 s on 2 cores: {'met' if t_dbt['s'] < 120 else 'NOT met'})")
-    import duckdb
+    from fingerprinting.warehouse import connect
 
-    with duckdb.connect(settings.warehouse, read_only=True) as con:
+    with connect(settings) as con:
         for name in ("pair_similarities", "intrafamily_stats", "interfamily_stats", "type_pair_stats",
                      "provenance_quality", "nearest_neighbors"):
             print(f"  {name:<22}{con.execute(f'select count(*) from {name}').fetchone()[0]:>12,} rows")

@@ -8,13 +8,12 @@ metric, then ROC-AUC and mean similarity per derivation type.
 
 from __future__ import annotations
 
-import duckdb
-
 from fingerprinting.settings import get_settings
+from fingerprinting.warehouse import connect
 
 
 def main() -> None:
-    con = duckdb.connect(get_settings().warehouse, read_only=True)
+    con = connect(get_settings())
     rows = con.execute("""
         select method, metric, roc_auc, tpr_at_target_fpr, mean_positive_similarity
         from provenance_quality where derivation_type = 'all' order by method, metric""").fetchall()

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.jsonio import read_json_file
 from fingerprinting.methods import METHODS, FingerprintMethod, MethodConfigError, make_method
 from fingerprinting.metrics import METRICS
@@ -23,7 +24,7 @@ OPTIONAL_KEYS = {"name", "description", "device", "dtype"}
 REQUIRED_KEYS = ("models", "methods", "metrics")
 
 
-class ConfigError(ValueError):
+class ConfigError(FingerprintLakeError, ValueError):
     """An experiment config is malformed; the message names the field."""
 
 

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import torch
 
+from fingerprinting.errors import FingerprintLakeError
+
 LOAD_COUNT = 0  # number of successful model loads in this process (tests read it)
 _LOAD_LOCK = threading.Lock()
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(FingerprintLakeError, RuntimeError):
     """A checkpoint or tokenizer could not be loaded; the message names the model."""
 
 

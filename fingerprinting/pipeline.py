@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from fingerprinting.lake import TABLES, Lake, safe_key
+from fingerprinting.lake import TABLES, Lake
 from fingerprinting.loading import load_model
 from fingerprinting.methods import Fingerprint, FingerprintMethod
 from fingerprinting.metrics import (
@@ -53,22 +53,15 @@ def fingerprint_table(fps: list[Fingerprint], run_id: str) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=TABLES["fingerprints"].schema)
 
 
-def write_fingerprints(lake: Lake, table: pa.Table) -> list[str]:
-    """One file per (method, config_hash, model): reruns replace, never duplicate."""
-    paths = []
-    for i in range(table.num_rows):
-        row = table.slice(i, 1)
-        r = row.to_pylist()[0]
-        paths.append(lake.write_file(row, "fingerprints", r["method"], r["config_hash"],
-                                     safe_key(r["model_id"]) + ".parquet"))
-    return paths
+def write_fingerprints(lake: Lake, table: pa.Table) -> int:
+    """Merge by (model_id, method, config_hash) in one commit: reruns replace, never duplicate."""
+    lake.merge("fingerprints", table)
+    return table.num_rows
 
 
 def existing_fingerprints(lake: Lake, method: str, config_hash: str) -> dict[str, dict]:
     """Stored fingerprints for one method config, keyed by model id."""
-    # parts live under fingerprints/<method>/<config_hash>/: read only that folder
-    t = lake.read("fingerprints", filters=[("method", method), ("config_hash", config_hash)],
-                  under=(method, config_hash))
+    t = lake.read("fingerprints", filters={"method": method, "config_hash": config_hash})
     return {r["model_id"]: r for r in t.to_pylist()}
 
 
@@ -76,8 +69,8 @@ def compute_similarities(lake: Lake, method: str, config_hash: str, metrics: lis
                          device: str = "cpu") -> dict[str, int]:
     """All pairs among every fingerprint stored for (method, config_hash), one file per metric.
 
-    Each file holds the complete pair set for its experiment key, so a rerun
-    (or a run that adds models) replaces it and rows never duplicate.
+    Each metric's complete pair set replaces the rows of its experiment key in
+    one commit, so a rerun (or a run that adds models) never duplicates rows.
     """
     fps = existing_fingerprints(lake, method, config_hash)
     ids = sorted(fps)
@@ -103,7 +96,7 @@ def compute_similarities(lake: Lake, method: str, config_hash: str, metrics: lis
             "config_hash": pa.array([config_hash] * n, pa.string()),
             "similarity": pa.array(np.concatenate(s_parts) if n else [], pa.float64()),
         })
-        lake.write_file(table, "similarities", method, config_hash, f"{metric}.parquet")
+        lake.replace("similarities", table, {"method": method, "metric": metric, "config_hash": config_hash})
         counts[metric] = n
     return counts
 

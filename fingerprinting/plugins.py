@@ -9,10 +9,12 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from fingerprinting.errors import FingerprintLakeError
+
 T = TypeVar("T")
 
 
-class UnknownPluginError(KeyError):
+class UnknownPluginError(FingerprintLakeError, KeyError):
     """Raised for a name that no plugin registered."""
 
     def __init__(self, kind: str, name: str, known: list[str]):

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 import fsspec
 import pyarrow as pa
 
+from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.lake import Lake
 
 RELATIONS = {"finetune", "quantized", "distilled", "merge", "pruned", "adapter"}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(FingerprintLakeError, KeyError):
     def __init__(self, unknown: list[str], known: list[str]):
         self.unknown = unknown
         hints = []
@@ -41,7 +42,7 @@ class UnknownModelError(KeyError):
         return self.args[0]
 
 
-class RegistryPermissionError(PermissionError):
+class RegistryPermissionError(FingerprintLakeError, PermissionError):
     pass
 
 
@@ -68,7 +69,7 @@ def register_models(lake: Lake, records: list[ModelRecord]) -> int:
         for _, rel in r.parents:
             if rel not in RELATIONS:
                 raise ValueError(f"model {r.model_id!r}: unknown relation {rel!r}; known: {sorted(RELATIONS)}")
-    lake.upsert_small("models", pa.table({
+    lake.merge("models", pa.table({
         "model_id": ids,
         "source": [r.source for r in records],
         "family": [r.family for r in records],
@@ -79,7 +80,7 @@ def register_models(lake: Lake, records: list[ModelRecord]) -> int:
     }))
     edges = [(p, r.model_id, rel) for r in records for p, rel in r.parents]
     if edges:
-        lake.upsert_small("model_edges", pa.table({
+        lake.merge("model_edges", pa.table({
             "parent_id": [e[0] for e in edges], "child_id": [e[1] for e in edges],
             "relation": [e[2] for e in edges],
         }))
@@ -178,9 +179,5 @@ class GlobalRegistry:
         self.check_write(token)
         n = register_models(self.lake, records)
         if fingerprints is not None and fingerprints.num_rows:
-            from fingerprinting.lake import safe_key
-
-            for row in fingerprints.to_pylist():
-                self.lake.write_file(pa.Table.from_pylist([row], schema=fingerprints.schema), "fingerprints",
-                                     row["method"], row["config_hash"], safe_key(row["model_id"]) + ".parquet")
+            self.lake.merge("fingerprints", fingerprints)
         return n

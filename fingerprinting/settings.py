@@ -89,6 +89,20 @@ class Settings:
             f"{ENV_PREFIX}GLOBAL_REGISTRY": self.global_registry,
             f"{ENV_PREFIX}DEVICE": self.device,
         }
+        from fingerprinting.lake import duckdb_extension_dir, storage_options_from_env
+
+        ext = duckdb_extension_dir()
+        if ext:
+            env[f"{ENV_PREFIX}DUCKDB_EXTENSION_DIR"] = ext
+        # dbt-duckdb's S3 secret (profiles.yml) is filled from these when the lake is on S3
+        opts = storage_options_from_env(self.lake_root)
+        if opts:
+            endpoint = opts.get("AWS_ENDPOINT_URL", "")
+            if endpoint:
+                env[f"{ENV_PREFIX}S3_ENDPOINT"] = endpoint.split("://", 1)[-1].rstrip("/")
+                env[f"{ENV_PREFIX}S3_URL_STYLE"] = "path"
+                env[f"{ENV_PREFIX}S3_USE_SSL"] = "false" if endpoint.startswith("http://") else "true"
+            env[f"{ENV_PREFIX}S3_REGION"] = opts.get("AWS_REGION", "us-east-1")
         return env
 
     def apply_env(self) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from fingerprinting.errors import FingerprintLakeError
 
-class TokenFileError(ValueError):
+
+class TokenFileError(FingerprintLakeError, ValueError):
     pass
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.settings import REPO_ROOT, Settings, get_settings
 
 DBT_DIR = REPO_ROOT / "dbt_project"
 
 
-class DbtError(RuntimeError):
+class DbtError(FingerprintLakeError, RuntimeError):
     pass
 
 
@@ -58,7 +59,10 @@ def _release_duckdb() -> None:
 
 def connect(settings: Settings | None = None, read_only: bool = True):
     """A DuckDB connection to the warehouse (read-only by default)."""
-    import duckdb
+    from fingerprinting.lake import Lake, duckdb_connect
 
     settings = settings or get_settings()
-    return duckdb.connect(settings.warehouse, read_only=read_only)
+    # staging views read the lake with delta_scan: load the extension (and S3 secret) first
+    lake = Lake(settings.lake_root)
+    return duckdb_connect(None if lake.is_local else lake.storage_options, database=settings.warehouse,
+                          read_only=read_only)

@@ -5,6 +5,7 @@
     fplake register-demo [--profile ...]   register the zoo's models and lineage edges in the lake
     fplake registry init-global            create the global registry and print its admin token once
     fplake status                          row counts of every lake table
+    fplake lake history|read|optimize|migrate   table history, time travel, compaction, migration
     fplake dbt build                       dbt over the lake into the DuckDB warehouse
 """
 
@@ -157,8 +158,51 @@ def cmd_status(args) -> int:
 
     settings = _settings(args)
     lake = Lake(settings.lake_root)
+    print(f"lake: {lake.root}")
     for name in TABLES:
-        print(f"{name:<14}{lake.read(name).num_rows:>10} rows   {len(lake.files(name))} file(s)")
+        if lake.exists(name):
+            print(f"  {name:<26}{lake.count(name):>10} rows {lake.file_count(name):>6} file(s)   "
+                  f"version {lake.version(name)}")
+        else:
+            print(f"  {name:<26}{'-':>10} (not created yet)")
+    return 0
+
+
+def cmd_lake(args) -> int:
+    """``fplake lake history|read|optimize|migrate``: the table format's maintenance and time travel."""
+    from fingerprinting.lake import TABLES, Lake
+
+    settings = _settings(args)
+    lake = Lake(settings.lake_root)
+    if args.lake_cmd == "migrate":
+        done = lake.migrate_legacy(progress=print)
+        print(f"lake {lake.root}: " + (f"migrated {len(done)} table(s) to Delta" if done else "already Delta; nothing to do"))
+        return 0
+    if args.lake_cmd == "optimize":
+        for name in args.tables or [t for t in TABLES if lake.exists(t)]:
+            r = lake.optimize(name, vacuum=not args.no_vacuum, retention_hours=args.retention_hours)
+            print(f"{name:<26} files {r['files_before']:>5} -> {r['files_after']:<5} vacuumed {r['vacuumed']}")
+        return 0
+    if args.lake_cmd == "history":
+        hist = lake.history(args.table, args.limit)
+        if args.format == "json":
+            print(json.dumps(hist, indent=1, default=str))
+            return 0
+        print(f"{'version':>7}  {'timestamp':<34}{'operation':<18}rows written")
+        for h in hist:
+            m = h["metrics"]
+            rows = m.get("num_added_rows", m.get("num_target_rows_inserted", m.get("num_output_rows", "")))
+            print(f"{h['version']:>7}  {h['timestamp'] or '':<34}{h['operation']:<18}{rows}")
+        return 0
+    # read: print rows, optionally as of a version
+    filters = dict(w.split("=", 1) for w in args.where)
+    t = lake.read(args.table, filters=filters, version=args.version)
+    print(f"{args.table} @ version {args.version if args.version is not None else lake.version(args.table)}: "
+          f"{t.num_rows} rows")
+    import polars as pl
+
+    with pl.Config(tbl_rows=args.limit, tbl_cols=-1, fmt_str_lengths=40):
+        print(pl.from_arrow(t.slice(0, args.limit)))
     return 0
 
 
@@ -176,30 +220,55 @@ def cmd_dbt(args) -> int:
     return 0
 
 
+def _global_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--lake-root", default=default, help="lake folder or s3:// URL (FPLAKE_LAKE_ROOT)")
+    parser.add_argument("--warehouse", default=default, help="DuckDB warehouse file (FPLAKE_WAREHOUSE)")
+    parser.add_argument("--reports-dir", default=default, help="reports folder (FPLAKE_REPORTS_DIR)")
+    parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N (FPLAKE_DEVICE)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fplake", description="Fingerprint Lake command line")
-    p.add_argument("--lake-root")
-    p.add_argument("--warehouse")
-    p.add_argument("--reports-dir")
-    p.add_argument("--device")
+    _global_options(p, argparse.SUPPRESS)
+    p.set_defaults(lake_root=None, warehouse=None, reports_dir=None, device=None)
+    # the same options after the sub-command; SUPPRESS keeps a sub-parser from resetting them
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="set up and run the main job on the demo zoo")
+    d = sub.add_parser("demo", parents=[common], help="set up and run the main job on the demo zoo")
     d.add_argument("--profile", default="full", choices=["full", "tiny"])
     d.add_argument("--recompute", action="store_true", help="ignore stored fingerprints")
     d.add_argument("--skip-analytics", action="store_true", help="stop after the lake (no dbt, no report)")
     d.add_argument("--no-progress", action="store_true")
-    z = sub.add_parser("build-zoo")
+    z = sub.add_parser("build-zoo", parents=[common])
     z.add_argument("--profile", default="full", choices=["full", "tiny"])
     z.add_argument("--force", action="store_true")
-    r = sub.add_parser("register-demo")
+    r = sub.add_parser("register-demo", parents=[common])
     r.add_argument("--profile", default="full", choices=["full", "tiny"])
-    g = sub.add_parser("registry")
+    g = sub.add_parser("registry", parents=[common])
     gs = g.add_subparsers(dest="reg_cmd", required=True)
-    gi = gs.add_parser("init-global")
+    gi = gs.add_parser("init-global", parents=[common])
     gi.add_argument("--location")
     gi.add_argument("--token", help="use this token instead of a random one")
-    sub.add_parser("status")
-    db = sub.add_parser("dbt", help="run dbt on the project with the lake/warehouse settings exported")
+    sub.add_parser("status", parents=[common])
+    lk = sub.add_parser("lake", parents=[common], help="lake tables: history, time travel, optimize, migrate")
+    lks = lk.add_subparsers(dest="lake_cmd", required=True)
+    lh = lks.add_parser("history", parents=[common], help="commits of a table, newest first")
+    lh.add_argument("table")
+    lh.add_argument("--limit", type=int, default=20)
+    lh.add_argument("--format", choices=["pretty", "json"], default="pretty")
+    lr = lks.add_parser("read", parents=[common], help="print a table's rows, optionally as of a version")
+    lr.add_argument("table")
+    lr.add_argument("--version", type=int, default=None, help="read as of this version (time travel)")
+    lr.add_argument("--where", action="append", default=[], metavar="COL=VALUE")
+    lr.add_argument("--limit", type=int, default=20)
+    lo = lks.add_parser("optimize", parents=[common], help="compact small files and vacuum unreferenced ones")
+    lo.add_argument("tables", nargs="*")
+    lo.add_argument("--retention-hours", type=int, default=168,
+                    help="keep unreferenced files this recent (time travel / running readers); 0 = drop all")
+    lo.add_argument("--no-vacuum", action="store_true")
+    lks.add_parser("migrate", parents=[common], help="convert a lake of the old Parquet layout to Delta tables in place")
+    db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
 
@@ -209,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"demo": cmd_demo, "build-zoo": lambda a: cmd_build_zoo(a) and 0,
                 "register-demo": lambda a: cmd_register_demo(a) and 0, "status": cmd_status,
-                "registry": cmd_init_global, "dbt": cmd_dbt}
+                "registry": cmd_init_global, "dbt": cmd_dbt, "lake": cmd_lake}
     return int(handlers[args.cmd](args) or 0)
 
 

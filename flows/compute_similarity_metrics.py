@@ -17,11 +17,12 @@ import hashlib
 import sys
 from pathlib import Path
 
+from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.jsonio import read_json_file
 from fingerprinting.settings import apply_quiet_env
 
 
-class InputError(ValueError):
+class InputError(FingerprintLakeError, ValueError):
     pass
 
 
@@ -88,9 +89,10 @@ def load_external(results_file: str, info: dict[str, dict], method: str, metric:
             a.append(ma)
             b.append(mb)
             s.append(float(v))
-    lake.write_file(pa.table({"model_a": a, "model_b": b, "method": [method] * len(s), "metric": [metric] * len(s),
-                              "config_hash": [config_hash] * len(s), "similarity": s}),
-                    "similarities", method, config_hash, f"{metric}.parquet")
+    lake.replace("similarities", pa.table({"model_a": a, "model_b": b, "method": [method] * len(s),
+                                           "metric": [metric] * len(s), "config_hash": [config_hash] * len(s),
+                                           "similarity": s}),
+                 {"method": method, "metric": metric, "config_hash": config_hash})
     return config_hash, skipped
 
 

@@ -58,7 +58,7 @@ def write_fingerprints(lake_root: str, fps: list[dict], run_id: str) -> int:
 
     lake = Lake(lake_root)
     objs = [Fingerprint(**{**d, "vector": np.asarray(d["vector"])}) for d in fps]
-    return len(pipeline.write_fingerprints(lake, pipeline.fingerprint_table(objs, run_id)))
+    return pipeline.write_fingerprints(lake, pipeline.fingerprint_table(objs, run_id))
 
 
 @task(retries=2, retry_delay_seconds=1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its pinned dependencies.
+# Create .venv and install the project with the locked versions (constraints.txt, made by scripts/lock.sh).
 # pip finds the CPU torch wheel through its configured find-links; with uv, pass
-# pip's setting on:  UV_FIND_LINKS="$(pip config get global.find-links)" uv pip install -e ".[dev]"
+# pip's setting on:
+#   UV_FIND_LINKS="$(pip config get global.find-links)" uv pip install -c constraints.txt -e ".[dev]"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -11,5 +12,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -c constraints.txt "torch==2.13.0"
+python -m pip install -q -c constraints.txt -e ".[dev]"

@@ -12,17 +12,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.loading import LoadedModel
 from fingerprinting.plugins import Registry
 
 METHODS: Registry[type[FingerprintMethod]] = Registry("fingerprint method")
 
 
-class FingerprintError(RuntimeError):
+class FingerprintError(FingerprintLakeError, RuntimeError):
     """A fingerprint could not be computed (names the model and the reason)."""
 
 
-class MethodConfigError(ValueError):
+class MethodConfigError(FingerprintLakeError, ValueError):
     """A method parameter is missing, unknown or of the wrong type."""
 
 

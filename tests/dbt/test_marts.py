@@ -3,7 +3,6 @@
 import itertools
 import statistics
 
-import duckdb
 import numpy as np
 import pytest
 
@@ -11,7 +10,7 @@ from fingerprinting import pipeline
 from fingerprinting.lake import Lake
 from fingerprinting.methods import make_method
 from fingerprinting.registry import list_models, register_models, zoo_records
-from fingerprinting.warehouse import run_dbt
+from fingerprinting.warehouse import connect, run_dbt
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +36,7 @@ def built(tmp_path_factory, tiny_zoo, zoo_settings):
 
 
 def _query(settings, sql):
-    with duckdb.connect(settings.warehouse, read_only=True) as con:
+    with connect(settings) as con:
         return con.sql(sql).fetchall()
 
 
