@@ -17,14 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.settings import apply_quiet_env
-
-DEMO_METHODS = {
-    "input_output": {"n0": 40, "probe_tokens_path": "helper_data/io_tokens/probe_tokens.txt",
-                     "target_tokens_path": "helper_data/io_tokens/target_tokens.txt"},
-    "weight": {"size": 50},
-    "weight_spectrum": {"k": 32, "profile_points": 16},
-}
 
 
 def _settings(args):
@@ -50,27 +44,13 @@ def cmd_build_zoo(args) -> dict:
 
 
 def cmd_register_demo(args) -> dict:
-    from fingerprinting.lake import Lake
-    from fingerprinting.registry import register_models, zoo_records
-    from fingerprinting.zoo import model_info
+    from flows.demo_flow import build_and_register_zoo
 
-    manifest = cmd_build_zoo(args)
     settings = _settings(args)
-    lake = Lake(settings.lake_root).init()
-    n = register_models(lake, zoo_records(manifest))
-    info_path = Path(settings.reports_dir) / "model_info.json"
-    info_path.parent.mkdir(parents=True, exist_ok=True)
-    info_path.write_text(json.dumps(model_info(manifest), indent=1))
-    print(f"registered {n} models (+ lineage edges) in {settings.lake_root}; model info: {info_path}")
+    manifest = build_and_register_zoo.fn(args.profile, settings)
+    print(f"registered {len(manifest['models'])} models (+ lineage edges) in {settings.lake_root}; "
+          f"model info: {Path(settings.reports_dir) / 'model_info.json'}")
     return manifest
-
-
-def demo_config(manifest: dict, methods: list[str] | None = None) -> dict:
-    names = methods or list(DEMO_METHODS)
-    from fingerprinting.metrics import METRICS
-
-    return {"name": "demo", "models": [m["model_id"] for m in manifest["models"]], "methods": names,
-            "method_args": {m: DEMO_METHODS[m] for m in names}, "metrics": METRICS.names()}
 
 
 def print_separation(settings, config, summary) -> None:
@@ -94,49 +74,34 @@ def print_separation(settings, config, summary) -> None:
 
 
 def cmd_demo(args) -> int:
-    from fingerprinting.experiment import parse_config
+    from flows.demo_flow import demo_flow
 
     settings = _settings(args)
-    t0 = time.perf_counter()
-    print("== 1/4 demo zoo + registry")
-    manifest = cmd_register_demo(args)
-    cfg_obj = demo_config(manifest)
-    cfg_path = Path(settings.reports_dir) / "demo_config.json"
-    cfg_path.write_text(json.dumps(cfg_obj, indent=1))
-    config = parse_config(cfg_obj, str(cfg_path))
-    print(f"== 2/4 fingerprint flow ({len(config.models)} models x {len(config.methods)} methods, "
-          f"{len(config.metrics)} metrics; --use-existing)")
-    from flows.fingerprint_flow import fingerprint_flow
-
-    summary = fingerprint_flow(config, use_existing=not args.recompute, settings=settings,
-                               progress=not args.no_progress)
-    print(f"   computed {len(summary.computed)}, reused {len(summary.reused)}, failed {len(summary.failures)} "
-          f"in {summary.seconds} s")
-    for mid, err in summary.failures.items():
+    out = demo_flow(profile=args.profile, recompute=args.recompute, analytics=not args.skip_analytics,
+                    progress=not args.no_progress, settings=settings)
+    fp = out.fingerprints
+    print(f"   fingerprints: computed {len(fp.computed)}, reused {len(fp.reused)}, failed {len(fp.failures)} "
+          f"in {fp.seconds} s")
+    for mid, err in fp.failures.items():
         print(f"   FAILED {mid}: {err}")
-    print_separation(settings, config, summary)
-    rc = 0 if summary.ok else 1
-    if not args.skip_analytics:
-        try:
-            from flows.report_flow import report_flow
-        except ImportError:
-            report_flow = None
-        if report_flow is not None:
-            print("== 3/4 dbt build + 4/4 reports")
-            inst = config.instances()
-            rep = report_flow(method="input_output", metric="l1", config_hash=inst["input_output"].config_hash,
-                              settings=settings)
-            # the cheap weight signal separates lineage best on this zoo: render it too (marts already built)
-            rep2 = report_flow(method="weight_spectrum", metric="l1", config_hash=inst["weight_spectrum"].config_hash,
-                               settings=settings, run_dbt_build=False, print_summary=False)
-            print(f"   dashboards: {rep.get('dashboard')}\n               {rep2.get('dashboard')}")
+    print_separation(settings, out.config, fp)
+    if out.configs is not None:
+        print("\nconfigs:")
+        print_config_summary(out.configs)
+    if out.memorization is not None:
+        from flows.memorization_flow import print_memorization_summary
+
+        print("\nmemorization:")
+        print_memorization_summary(out.memorization)
     print("\noutputs:")
     print(f"  lake:        {settings.lake_root}")
     print(f"  warehouse:   {settings.warehouse}")
-    print(f"  experiment:  {summary.outputs.get('similarity_matrices')}")
+    print(f"  experiment:  {fp.outputs.get('similarity_matrices')}")
     print(f"  reports:     {settings.reports_dir}")
-    print(f"demo finished in {time.perf_counter() - t0:.1f} s")
-    return rc
+    for name, path in out.dashboards.items():
+        print(f"  dashboard:   {path}   ({name})")
+    print(f"demo finished in {out.seconds} s")
+    return 0 if out.ok else 1
 
 
 def cmd_init_global(args) -> int:
@@ -206,6 +171,69 @@ def cmd_lake(args) -> int:
     return 0
 
 
+def print_config_summary(summary) -> None:
+    ingested = ", ".join(f"{k} {v}" for k, v in summary.ingested.items())
+    print(f"   configs landed: {ingested}; population {summary.population}; {summary.seconds} s")
+    issues = sum(summary.issues.values())
+    if issues:
+        print(f"   {issues} field(s) rejected by validation (table config_validation_issues)")
+    for line in summary.problems[:20]:
+        print(f"   skipped {line}")
+    if len(summary.problems) > 20:
+        print(f"   ... and {len(summary.problems) - 20} more (see config_validation_issues)")
+    for cycle in summary.cycles:
+        print(f"   lineage cycle: {' -> '.join(cycle)}")
+
+
+def cmd_configs(args) -> int:
+    """``fplake configs ingest``: config.json features, similarities, drift inputs into the lake."""
+    from flows.config_flow import config_flow
+
+    settings = _settings(args)
+    sources = args.source if args.source is not None else (["registry"] if args.path else
+                                                          ["registry", "catalogue", "lineage"])
+    summary = config_flow(sources=sources, paths=args.path, settings=settings, k=args.k,
+                          all_pairs_max=args.all_pairs_max, network=args.network)
+    print_config_summary(summary)
+    return 0
+
+
+def cmd_configs_report(args) -> int:
+    from flows.report_flow import config_report_flow
+
+    settings = _settings(args)
+    paths = config_report_flow(settings=settings, output_dir=args.output_dir, run_dbt_build=not args.no_build)
+    print(f"config dashboard: {paths['dashboard']}")
+    return 0
+
+
+def cmd_memorization(args) -> int:
+    """``fplake memorization score|features|report``."""
+    settings = _settings(args)
+    if args.mem_cmd == "features":
+        from fingerprinting.memorization.textfeatures import features_file
+
+        res = features_file(args.input, args.text_column, args.output)
+        print(f"{res['rows']} rows -> {res['output']} ({res['templating']} templating, {res['code']} code, "
+              f"{res['null_texts']} empty text(s))")
+        return 0
+    if args.mem_cmd == "report":
+        from flows.report_flow import memorization_report_flow
+
+        paths = memorization_report_flow(settings=settings, output_dir=args.output_dir,
+                                         run_dbt_build=not args.no_build)
+        print(f"memorization dashboard: {paths['dashboard']}")
+        return 0
+    from flows.memorization_flow import memorization_flow, print_memorization_summary
+
+    summary = memorization_flow(args.models, args.corpus, corpus=args.name, text_column=args.text_column,
+                                stride=args.stride, max_samples=args.max_samples, mode=args.mode, seed=args.seed,
+                                batch_size=args.batch_size, recitation_threshold=args.recitation_threshold,
+                                settings=settings, progress=not args.no_progress)
+    print_memorization_summary(summary)
+    return 0 if summary.ok else 1
+
+
 def cmd_dbt(args) -> int:
     from fingerprinting.lake import Lake
     from fingerprinting.warehouse import DbtError, run_dbt
@@ -225,12 +253,13 @@ def _global_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--warehouse", default=default, help="DuckDB warehouse file (FPLAKE_WAREHOUSE)")
     parser.add_argument("--reports-dir", default=default, help="reports folder (FPLAKE_REPORTS_DIR)")
     parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N (FPLAKE_DEVICE)")
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fplake", description="Fingerprint Lake command line")
     _global_options(p, argparse.SUPPRESS)
-    p.set_defaults(lake_root=None, warehouse=None, reports_dir=None, device=None)
+    p.set_defaults(lake_root=None, warehouse=None, reports_dir=None, device=None, debug=False)
     # the same options after the sub-command; SUPPRESS keeps a sub-parser from resetting them
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
@@ -268,6 +297,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep unreferenced files this recent (time travel / running readers); 0 = drop all")
     lo.add_argument("--no-vacuum", action="store_true")
     lks.add_parser("migrate", parents=[common], help="convert a lake of the old Parquet layout to Delta tables in place")
+    cf = sub.add_parser("configs", help="architecture similarity and drift from config.json")
+    cfs = cf.add_subparsers(dest="configs_cmd", required=True)
+    ci = cfs.add_parser("ingest", help="ingest configs (registry, catalogue, lineage sample, your files)")
+    ci.add_argument("--source", action="append", choices=["registry", "catalogue", "lineage"], default=None,
+                    help="built-in source (repeatable); default: all three, or registry when --path is given")
+    ci.add_argument("--path", action="append", default=[],
+                    help="folder of config.json files, or a JSONL / Parquet file with model_id and config")
+    ci.add_argument("--k", type=int, default=10, help="nearest config neighbours kept per model and metric")
+    ci.add_argument("--all-pairs-max", type=int, default=1000,
+                    help="also store every pair when the population is at most this size")
+    ci.add_argument("--network", action="store_true", help="fetch config.json of hf:// models")
+    cr = cfs.add_parser("report", help="render the config similarity and drift dashboard")
+    cr.add_argument("--output-dir", default=None)
+    cr.add_argument("--no-build", action="store_true", help="use the marts as they are (no dbt build)")
+    mm = sub.add_parser("memorization", help="memorization scores, features and the recite/reconstruct/recollect taxonomy")
+    mms = mm.add_subparsers(dest="mem_cmd", required=True)
+    ms = mms.add_parser("score", help="score registered models on a corpus (text, folder, JSONL or Parquet)")
+    ms.add_argument("--models", nargs="+", required=True, help="registered model ids or display names")
+    ms.add_argument("--corpus", required=True, help="text file, folder, JSONL or Parquet")
+    ms.add_argument("--name", default=None, help="corpus name in the lake (default: the file's stem)")
+    ms.add_argument("--text-column", default="text")
+    ms.add_argument("--mode", choices=["stride", "random"], default="stride",
+                    help="every window at --stride, or a seeded random sample of --max-samples windows")
+    ms.add_argument("--stride", type=int, default=64)
+    ms.add_argument("--max-samples", type=int, default=None)
+    ms.add_argument("--seed", type=int, default=0)
+    ms.add_argument("--batch-size", type=int, default=32)
+    ms.add_argument("--recitation-threshold", type=int, default=6,
+                    help="duplicates at or above this make a memorized sample recitation")
+    ms.add_argument("--no-progress", action="store_true")
+    mf = mms.add_parser("features", help="text-only features of your samples (no model): templating, code, Huffman")
+    mf.add_argument("--input", required=True, help="Parquet, JSONL or CSV")
+    mf.add_argument("--text-column", required=True)
+    mf.add_argument("--output", required=True, help="Parquet file to write")
+    mr = mms.add_parser("report", help="render the memorization dashboard")
+    mr.add_argument("--output-dir", default=None)
+    mr.add_argument("--no-build", action="store_true", help="use the marts as they are (no dbt build)")
     db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
@@ -278,8 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"demo": cmd_demo, "build-zoo": lambda a: cmd_build_zoo(a) and 0,
                 "register-demo": lambda a: cmd_register_demo(a) and 0, "status": cmd_status,
-                "registry": cmd_init_global, "dbt": cmd_dbt, "lake": cmd_lake}
-    return int(handlers[args.cmd](args) or 0)
+                "registry": cmd_init_global, "dbt": cmd_dbt, "lake": cmd_lake,
+                "configs": lambda a: cmd_configs_report(a) if a.configs_cmd == "report" else cmd_configs(a),
+                "memorization": cmd_memorization}
+    try:
+        return int(handlers[args.cmd](args) or 0)
+    except (FingerprintLakeError, FileNotFoundError) as exc:
+        if args.debug:
+            raise
+        print(f"fplake: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -46,3 +46,39 @@ def report_flow(method: str = "input_output", metric: str = "l1", config_hash: s
     else:
         paths.pop("summary_text")
     return paths
+
+
+@task
+def render_configs(settings: Settings, out_dir: str) -> dict[str, str]:
+    from fingerprinting.reports.configs import render_config_dashboard
+
+    with connect(settings) as con:
+        return render_config_dashboard(con, out_dir)
+
+
+@flow(name="config_report_flow")
+def config_report_flow(settings: Settings | None = None, output_dir: str | None = None,
+                       run_dbt_build: bool = True) -> dict[str, str]:
+    """Build the marts, then render the config similarity and drift dashboard."""
+    settings = settings or get_settings()
+    if run_dbt_build:
+        dbt_build(settings)
+    return render_configs(settings, output_dir or str(Path(settings.reports_dir) / "configs"))
+
+
+@task
+def render_memorization(settings: Settings, out_dir: str) -> dict[str, str]:
+    from fingerprinting.reports.memorization import render_memorization_dashboard
+
+    with connect(settings) as con:
+        return render_memorization_dashboard(con, out_dir)
+
+
+@flow(name="memorization_report_flow")
+def memorization_report_flow(settings: Settings | None = None, output_dir: str | None = None,
+                             run_dbt_build: bool = True) -> dict[str, str]:
+    """Build the marts, then render the memorization taxonomy dashboard."""
+    settings = settings or get_settings()
+    if run_dbt_build:
+        dbt_build(settings)
+    return render_memorization(settings, output_dir or str(Path(settings.reports_dir) / "memorization"))

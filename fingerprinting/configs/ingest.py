@@ -67,7 +67,7 @@ def build_batch(items: Iterable[Item], source: str) -> ConfigBatch:
     for model_id, config, error in items:
         if error is not None or config is None:
             name = model_id or "(no model id)"
-            error = (error or "no config").strip().splitlines()[0][:300]  # one line per problem
+            error = (error or "no config").strip().splitlines()[0][:200]  # one line per problem
             batch.problems.append(f"{source}: {name}: {error}")
             if model_id:
                 batch.issues.append(_issue(model_id, source, "*", "", error, "error", now))

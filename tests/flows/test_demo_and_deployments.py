@@ -24,22 +24,30 @@ def test_demo_command_twice(prefect_harness, settings, monkeypatch, capsys):
     lake = Lake(settings.lake_root)
     counts = {t: lake.read(t).num_rows for t in ("models", "model_edges", "fingerprints", "similarities")}
     n = 31
-    assert counts["models"] == n and counts["fingerprints"] == 3 * n
+    assert counts["models"] == n + 1983 + 1  # the zoo + the Hub lineage sample + the planted model
+    assert counts["fingerprints"] == 3 * n
     assert counts["similarities"] == 3 * 7 * n * (n - 1) // 2  # 3 methods x 7 metrics
     dashboards = list(Path(settings.reports_dir).glob("input_output_l1_*/input_output_l1_dashboard.html"))
     assert len(dashboards) == 1
     assert len(list(Path(settings.reports_dir).glob("weight_spectrum_l1_*/*_dashboard.html"))) == 1
+    configs = {r["model_id"] for r in lake.read("model_configs", columns=["model_id"]).to_pylist()}
+    assert {m for m in (str(i) for i in range(1, n + 1))} <= configs and "catalogue/llama" in configs
+    assert (Path(settings.reports_dir) / "configs" / "config_dashboard.html").is_file()
+    assert (Path(settings.reports_dir) / "memorization" / "memorization_dashboard.html").is_file()
+    assert lake.count("memorization_scores") > 0 and lake.count("memorization_model_results") > 0
 
     loads = loading.LOAD_COUNT
     assert main(args) == 0  # rerun: reuses everything, adds nothing
     assert loading.LOAD_COUNT == loads
     assert {t: lake.read(t).num_rows for t in counts} == counts
-    assert "computed 0, reused 93" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "computed 0, reused 93" in out and "planted-tiny on planted-tiny" in out
 
 
 def test_experiment_deployment_flow(prefect_harness, settings, tiny_zoo, monkeypatch, tmp_path):
     from fingerprinting.registry import register_models, zoo_records
-    from flows.deployments import demo_refresh, run_experiment_flow
+    from flows.demo_flow import demo_flow
+    from flows.deployments import run_experiment_flow
 
     monkeypatch.setenv("FPLAKE_LAKE_ROOT", settings.lake_root)
     monkeypatch.setenv("FPLAKE_REPORTS_DIR", settings.reports_dir)
@@ -49,5 +57,5 @@ def test_experiment_deployment_flow(prefect_harness, settings, tiny_zoo, monkeyp
     res = run_experiment_flow(str(cfg))
     assert res["computed"] == 2 and not res["failures"]
     assert Lake(settings.lake_root).read("similarities").num_rows == 1
-    dep = demo_refresh.to_deployment(name="nightly", cron="0 2 * * *")
+    dep = demo_flow.to_deployment(name="nightly", cron="0 2 * * *")
     assert dep.schedules[0].schedule.cron == "0 2 * * *"

@@ -1,8 +1,9 @@
-"""Render the marts of one experiment (method x metric x config) as reports.
+"""The fingerprint dashboard and reports of one experiment (method x metric x config).
 
 Inputs are plain rows read from the warehouse (see :func:`load_experiment`);
 outputs: console summary, consolidated text report, JSON report, plotly HTML
-figures (sharing one local plotly.min.js) and a self-contained dashboard.
+figures (sharing one local plotly.min.js) and a self-contained dashboard built
+on :mod:`fingerprinting.reports.page`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from fingerprinting.reports import page
 
 HEATMAP_FULL_LIMIT = 3000  # above this many models the heatmap shows family blocks
 
@@ -78,7 +81,7 @@ def load_experiment(con, method: str, metric: str, config_hash: str | None = Non
     )
 
 
-# ---------------------------------------------------------------- text
+# ---------------------------------------------------------------- text reports
 HEADER = f"{{:<21}}{'Min':<11}{'Max':<11}{'Mean':<11}{'Variance':<11}# Pairs"
 
 
@@ -198,11 +201,13 @@ def heatmap_figure(data: ExperimentData):
         sums, counts = sums + sums.T - np.diag(np.diag(sums)), counts + counts.T - np.diag(np.diag(counts))
         z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         fig = go.Figure(go.Heatmap(z=z, x=fams, y=fams, colorscale="Viridis",
+                                   colorbar={"title": {"text": "mean<br>similarity", "side": "right"}},
                                    hovertemplate="%{y} x %{x}<br>mean similarity %{z:.4f}<extra></extra>"))
         fig.update_layout(title=title + " - family means")
     else:
         labels = [f"{m['display_name']} ({m['family']}/{m['model_type']}) #{m['model_id']}" for m in models]
         fig = go.Figure(go.Heatmap(z=M, x=labels, y=labels, colorscale="Viridis", zsmooth=False,
+                                   colorbar={"title": {"text": "similarity", "side": "right"}},
                                    hovertemplate="%{y}<br>%{x}<br>similarity %{z:.4f}<extra></extra>"))
         fig.update_layout(title=title)
         # family boundaries
@@ -232,22 +237,33 @@ def quartile_figure(data: ExperimentData):
             lowerfence=[q["min_similarity"] for q in rows], upperfence=[q["max_similarity"] for q in rows],
             mean=[q["mean_similarity"] for q in rows], showlegend=False,
         ), row=1, col=col)
+    fig.update_yaxes(title_text=f"pair similarity ({data.metric})", row=1, col=1)
+    fig.update_yaxes(title_text=f"pair similarity ({data.metric})", row=1, col=2)
     fig.update_layout(title=f"Similarity quartiles by family and family pair ({data.metric})", height=520)
     return fig
 
 
 def type_pair_figure(data: ExperimentData):
+    """Mean similarity per type pair as dots with +- one std; the y-axis spans the data, not 0..1,
+    so means of 0.79 and 0.97 do not look alike (dots, not bars, because the axis does not start at 0)."""
     import plotly.graph_objects as go
 
     rows = sorted(data.type_pairs, key=lambda r: -r["mean_similarity"])
-    fig = go.Figure(go.Bar(
-        x=[r["type_pair"] for r in rows], y=[r["mean_similarity"] for r in rows],
-        error_y={"type": "data", "array": [math.sqrt(max(r["variance"], 0)) for r in rows]},
+    std = [math.sqrt(max(r["variance"] or 0.0, 0)) for r in rows]
+    fig = go.Figure(go.Scatter(
+        x=[r["type_pair"] for r in rows], y=[r["mean_similarity"] for r in rows], mode="markers",
+        marker={"size": 11, "color": "#1f77b4"}, error_y={"type": "data", "array": std, "thickness": 1.5},
         customdata=[[r["n_pairs"], r["n_families"], r["min_similarity"], r["max_similarity"]] for r in rows],
         hovertemplate="%{x}<br>mean %{y:.4f}<br>pairs %{customdata[0]} in %{customdata[1]} families"
                       "<br>min %{customdata[2]:.4f} max %{customdata[3]:.4f}<extra></extra>",
     ))
-    fig.update_layout(title="Same-family pairs of different types (mean +- std)", height=480)
+    fig.update_layout(title="Same-family pairs of different types (mean +- std)", height=480,
+                      xaxis_title="type pair", yaxis_title=f"mean similarity ({data.metric})")
+    if rows:
+        lo = min(r["mean_similarity"] - s for r, s in zip(rows, std, strict=True))
+        hi = max(r["mean_similarity"] + s for r, s in zip(rows, std, strict=True))
+        pad = 0.08 * (hi - lo) if hi > lo else max(0.01, 0.05 * abs(hi))
+        fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
 
 
@@ -284,48 +300,39 @@ def roc_figure(data: ExperimentData):
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
                              name="chance"))
     fig.update_layout(title="Provenance quality: related vs unrelated pairs (ROC by derivation type)",
-                      xaxis_title="false positive rate", yaxis_title="true positive rate", height=560)
+                      xaxis_title="false positive rate (unrelated pairs above the threshold)",
+                      yaxis_title="true positive rate (related pairs above the threshold)", height=560)
     return fig
 
 
 # ---------------------------------------------------------------- dashboard
-def _table(rows: list[dict], cols: list[tuple[str, str]], table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
-    body = []
-    for r in rows:
-        cells = []
-        for key, _ in cols:
-            v = r.get(key)
-            cells.append(f"<td>{v:.4f}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<input class="filter" data-table="{table_id}" placeholder="filter rows (family, model, type)...">'
-            f'<table id="{table_id}" class="stats"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+STATS_COLS = [("min_similarity", "Min"), ("max_similarity", "Max"), ("mean_similarity", "Mean"),
+              ("variance", "Variance"), ("n_pairs", "# Pairs")]
+
+FIGURE_LEGENDS = {
+    "heatmap": "Each cell is the similarity of two models (brighter = more similar); models are ordered by "
+               "family and white lines separate families, so bright blocks on the diagonal mean families "
+               "are recognisable.",
+    "quartiles": "Spread of pair similarities within each family (left) and between each pair of families "
+                 "(right): the line is the median, the box the middle half, whiskers reach the minimum and maximum.",
+    "type_pairs": "Mean similarity of same-family pairs whose models differ in type (e.g. Base vs Chat), with "
+                  "one standard deviation as error bars; the y-axis is zoomed to the data, not started at 0.",
+    "roc": "How well similarity separates related (lineage) pairs from unrelated ones, per derivation type: "
+           "each curve sweeps the similarity threshold; the further above the dotted chance line, the better.",
+}
 
 
-_STATS_COLS = [("min_similarity", "Min"), ("max_similarity", "Max"), ("mean_similarity", "Mean"),
-               ("variance", "Variance"), ("n_pairs", "# Pairs")]
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1f3b57;color:#fff;padding:12px 20px}
-nav{position:sticky;top:0;background:#eef2f6;padding:8px 20px;z-index:10}nav a{margin-right:14px}
-section{padding:10px 20px}table.stats{border-collapse:collapse;font-size:13px;margin:6px 0 18px}
-table.stats td,table.stats th{border:1px solid #ccd;padding:3px 8px;text-align:right}
-table.stats td:first-child,table.stats th:first-child{text-align:left}input.filter{width:320px;padding:4px;margin-top:6px}"""
-
-_JS = """document.querySelectorAll('input.filter').forEach(function(inp){inp.addEventListener('input',function(){
-var q=inp.value.toLowerCase();var rows=document.getElementById(inp.dataset.table).tBodies[0].rows;
-for(var i=0;i<rows.length;i++){rows[i].style.display=rows[i].textContent.toLowerCase().indexOf(q)>=0?'':'none';}});});"""
+def _target_fpr_label(data: ExperimentData) -> str:
+    fpr = next((r.get("target_fpr") for r in data.provenance if r.get("target_fpr") is not None), 0.01)
+    return f"True positive rate at {fpr * 100:g}% false positive rate"
 
 
 def dashboard_html(data: ExperimentData, figures: dict) -> str:
     """One self-contained page: plotly JS inlined once, every figure, filterable tables."""
-    from plotly.offline import get_plotlyjs
-
-    parts = []
-    for name, fig in figures.items():
-        parts.append(f'<section id="{name}">{fig.to_html(full_html=False, include_plotlyjs=False, div_id="fig-" + name)}</section>')
+    sections = [page.figure_section(name, fig, FIGURE_LEGENDS.get(name, "")) for name, fig in figures.items()]
     prov_cols = [("derivation_type", "Derivation"), ("n_positive_pairs", "Related pairs"),
                  ("n_negative_pairs", "Unrelated pairs"), ("roc_auc", "ROC-AUC"),
-                 ("tpr_at_target_fpr", "TPR @ target FPR"), ("best_threshold", "Best threshold"),
+                 ("tpr_at_target_fpr", _target_fpr_label(data)), ("best_threshold", "Best threshold"),
                  ("youden_j", "Youden J")]
     model_rows = [dict(m) for m in data.models]
     nn = {}
@@ -335,35 +342,34 @@ def dashboard_html(data: ExperimentData, figures: dict) -> str:
     for m in model_rows:
         m["nearest"] = nn.get(m["model_id"], "")
     tables = (
-        "<section id='tables'><h2>Intrafamily</h2>" + _table(data.intrafamily, [("family", "Family"), *_STATS_COLS], "t-intra")
-        + "<h2>Interfamily</h2>" + _table(data.interfamily, [("family_pair", "Family Pair"), *_STATS_COLS], "t-inter")
-        + "<h2>Type pairs</h2>" + _table(data.type_pairs, [("type_pair", "Type Pair"), *_STATS_COLS, ("n_families", "Families")], "t-types")
-        + "<h2>Provenance quality</h2>" + _table(data.provenance, prov_cols, "t-prov")
-        + "<h2>Models</h2>" + _table(model_rows, [("model_id", "Id"), ("display_name", "Model"), ("family", "Family"),
-                                                   ("model_type", "Type"), ("nearest", "Nearest neighbour")], "t-models")
-        + "</section>"
+        "<h2>Intrafamily</h2>" + page.table_html(data.intrafamily, [("family", "Family"), *STATS_COLS], "t-intra")
+        + "<h2>Interfamily</h2>" + page.table_html(data.interfamily, [("family_pair", "Family Pair"), *STATS_COLS], "t-inter")
+        + "<h2>Type pairs</h2>" + page.table_html(data.type_pairs, [("type_pair", "Type Pair"), *STATS_COLS,
+                                                                     ("n_families", "Families")], "t-types")
+        + "<h2>Provenance quality</h2>" + page.table_html(data.provenance, prov_cols, "t-prov")
+        + page.legend_html("ROC-AUC: chance that a related pair is more similar than an unrelated one; Youden J: "
+                           "the best true minus false positive rate, reached at the best threshold.")
+        + "<h2>Models</h2>" + page.table_html(model_rows, [("model_id", "Id"), ("display_name", "Model"),
+                                                            ("family", "Family"), ("model_type", "Type"),
+                                                            ("nearest", "Nearest neighbour")], "t-models")
     )
-    nav = " ".join(f'<a href="#{n}">{n}</a>' for n in [*figures, "tables"])
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fingerprint Lake: {html.escape(data.method)} / "
-            f"{html.escape(data.metric)}</title><style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
-            f"</head><body><header><h1>Fingerprint Lake dashboard</h1><div>method <b>{html.escape(data.method)}</b>, "
-            f"metric <b>{html.escape(data.metric)}</b>, config {html.escape(data.config_hash)}: {len(data.models)} models, "
-            f"{n_pairs(data)} pairs</div></header><nav>{nav}</nav>{''.join(parts)}{tables}<script>{_JS}</script></body></html>")
+    sections.append(page.Section("tables", tables))
+    e = html.escape
+    header = (f"<h1>Fingerprint Lake dashboard</h1><div>method <b>{e(data.method)}</b>, metric <b>{e(data.metric)}</b>, "
+              f"config {e(data.config_hash)}: {len(data.models)} models, {n_pairs(data)} pairs</div>")
+    return page.page_html(f"Fingerprint Lake: {data.method} / {data.metric}", header, sections)
 
 
 def render_all(data: ExperimentData, out_dir: str | Path) -> dict[str, str]:
-    """Write every report for one experiment into ``out_dir``; returns name -> path."""
+    """Write every report for one experiment into ``out_dir``; returns name -> path
+    (plus ``"dashboard"`` -> the dashboard's path and ``"summary_text"`` -> the console summary itself)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{data.method}_{data.metric}"
     paths = {}
 
     def write(name: str, text: str):
-        p = out / name
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
-        paths[name] = str(p)
+        paths[name] = page.write_text(out / name, text)
 
     summary = console_summary(data)
     write(f"{stem}_summary.txt", summary)
