@@ -178,7 +178,7 @@ def print_config_summary(summary) -> None:
     if issues:
         print(f"   {issues} field(s) rejected by validation (table config_validation_issues)")
     for line in summary.problems[:20]:
-        print(f"   skipped {line}")
+        print(f"   - {line}")
     if len(summary.problems) > 20:
         print(f"   ... and {len(summary.problems) - 20} more (see config_validation_issues)")
     for cycle in summary.cycles:
@@ -229,7 +229,7 @@ def cmd_memorization(args) -> int:
     summary = memorization_flow(args.models, args.corpus, corpus=args.name, text_column=args.text_column,
                                 stride=args.stride, max_samples=args.max_samples, mode=args.mode, seed=args.seed,
                                 batch_size=args.batch_size, recitation_threshold=args.recitation_threshold,
-                                settings=settings, progress=not args.no_progress)
+                                use_existing=args.use_existing, settings=settings, progress=not args.no_progress)
     print_memorization_summary(summary)
     return 0 if summary.ok else 1
 
@@ -269,17 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recompute", action="store_true", help="ignore stored fingerprints")
     d.add_argument("--skip-analytics", action="store_true", help="stop after the lake (no dbt, no report)")
     d.add_argument("--no-progress", action="store_true")
-    z = sub.add_parser("build-zoo", parents=[common])
+    z = sub.add_parser("build-zoo", parents=[common], help="build or reuse the cached demo zoo")
     z.add_argument("--profile", default="full", choices=["full", "tiny"])
     z.add_argument("--force", action="store_true")
-    r = sub.add_parser("register-demo", parents=[common])
+    r = sub.add_parser("register-demo", parents=[common], help="register the demo zoo and its lineage in the lake")
     r.add_argument("--profile", default="full", choices=["full", "tiny"])
-    g = sub.add_parser("registry", parents=[common])
+    g = sub.add_parser("registry", parents=[common], help="the shared (global) registry")
     gs = g.add_subparsers(dest="reg_cmd", required=True)
-    gi = gs.add_parser("init-global", parents=[common])
+    gi = gs.add_parser("init-global", parents=[common], help="create the global registry; prints the admin token once")
     gi.add_argument("--location")
     gi.add_argument("--token", help="use this token instead of a random one")
-    sub.add_parser("status", parents=[common])
+    sub.add_parser("status", parents=[common], help="which lake, and rows / files / version of every table")
     lk = sub.add_parser("lake", parents=[common], help="lake tables: history, time travel, optimize, migrate")
     lks = lk.add_subparsers(dest="lake_cmd", required=True)
     lh = lks.add_parser("history", parents=[common], help="commits of a table, newest first")
@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--batch-size", type=int, default=32)
     ms.add_argument("--recitation-threshold", type=int, default=6,
                     help="duplicates at or above this make a memorized sample recitation")
+    ms.add_argument("--use-existing", action="store_true",
+                    help="do not rescore a model that already has scores on this corpus")
     ms.add_argument("--no-progress", action="store_true")
     mf = mms.add_parser("features", help="text-only features of your samples (no model): templating, code, Huffman")
     mf.add_argument("--input", required=True, help="Parquet, JSONL or CSV")
@@ -334,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     mr = mms.add_parser("report", help="render the memorization dashboard")
     mr.add_argument("--output-dir", default=None)
     mr.add_argument("--no-build", action="store_true", help="use the marts as they are (no dbt build)")
+    from flows.server import add_server_parser
+
+    add_server_parser(sub, common)
     db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
@@ -342,11 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     apply_quiet_env()
     args = build_parser().parse_args(argv)
+    from flows.server import (
+        cmd_server,
+        ensure_ephemeral_server_dies_with_parent,
+        use_managed_server_if_running,
+    )
+
+    # before prefect is imported (it reads PREFECT_API_URL once): use `fplake server start`'s server if up,
+    # else make sure Prefect's temporary server dies with this process
+    use_managed_server_if_running()
+    ensure_ephemeral_server_dies_with_parent()
     handlers = {"demo": cmd_demo, "build-zoo": lambda a: cmd_build_zoo(a) and 0,
                 "register-demo": lambda a: cmd_register_demo(a) and 0, "status": cmd_status,
                 "registry": cmd_init_global, "dbt": cmd_dbt, "lake": cmd_lake,
                 "configs": lambda a: cmd_configs_report(a) if a.configs_cmd == "report" else cmd_configs(a),
-                "memorization": cmd_memorization}
+                "memorization": cmd_memorization, "server": cmd_server}
     try:
         return int(handlers[args.cmd](args) or 0)
     except (FingerprintLakeError, FileNotFoundError) as exc:

@@ -74,6 +74,10 @@ def load_external(results_file: str, info: dict[str, dict], method: str, metric:
     models, matrix = read_results(results_file, method, metric)
     skipped = [m for m in models if m not in info]
     keep = [i for i, m in enumerate(models) if m in info]
+    if len(keep) < 2:  # nothing to compare: say so in one line instead of failing deep in the report
+        sample = ", ".join(models[:3]) + (", ..." if len(models) > 3 else "")
+        raise InputError(f"{len(keep)} of the {len(models)} models in {results_file} ({sample}) "
+                         f"match a model_id of the model info file; at least 2 are needed")
     config_hash = "ext-" + hashlib.sha256(Path(results_file).read_bytes()).hexdigest()[:12]
     lake = Lake(lake_root).init()
     register_models(lake, [ModelRecord(models[i], "external", info[models[i]]["family"], info[models[i]]["model_type"],
@@ -106,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config-hash", default=None, help="with the project lake: which config (default: latest)")
     p.add_argument("--output-dir", default=None)
     args = p.parse_args(argv)
+    from flows.server import ensure_ephemeral_server_dies_with_parent, use_managed_server_if_running
+
+    use_managed_server_if_running()  # before prefect is imported
+    ensure_ephemeral_server_dies_with_parent()
 
     from fingerprinting.settings import get_settings
 

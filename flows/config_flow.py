@@ -97,6 +97,19 @@ def find_cycles(lake_root: str) -> list[list[str]]:
     return detect_cycles([(e["parent_id"], e["child_id"]) for e in Lake(lake_root).read("model_edges").to_pylist()])
 
 
+@task
+def edges_without_config(lake_root: str) -> list[str]:
+    """One line for the lineage edges whose parent or child has no config (their drift stays empty)."""
+    lake = Lake(lake_root)
+    have = set(lake.read("model_configs", columns=["model_id"]).column("model_id").to_pylist())
+    missing = [(e["parent_id"], e["child_id"]) for e in lake.read("model_edges").to_pylist()
+               if e["parent_id"] not in have or e["child_id"] not in have]
+    if not missing:
+        return []
+    examples = "; ".join(f"{p} -> {c}" for p, c in missing[:3])
+    return [f"{len(missing)} lineage edge(s) have no config at one end, so no drift (e.g. {examples})"]
+
+
 @flow(name="config_flow")
 def config_flow(sources: list[str] | tuple[str, ...] = SOURCES, paths: list[str] | tuple[str, ...] = (),
                 settings: Settings | None = None, k: int = 10, all_pairs_max: int = 1000,
@@ -122,6 +135,7 @@ def config_flow(sources: list[str] | tuple[str, ...] = SOURCES, paths: list[str]
         summary.issues[b.source] = len(b.issues)
         summary.problems += b.problems
     summary.cycles = find_cycles(lake.root)
+    summary.problems += edges_without_config(lake.root)
     summary.similarity_rows = analyse_population(lake.root, k, all_pairs_max)
     summary.population = lake.count("model_configs")
     summary.seconds = round(time.perf_counter() - t0, 1)

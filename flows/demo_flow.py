@@ -89,7 +89,8 @@ def demo_flow(profile: str = "full", recompute: bool = False, analytics: bool = 
     except ImportError:  # the memorization system is optional in this flow's imports
         demo_memorization = None
     if demo_memorization is not None:
-        out.memorization = demo_memorization(profile=profile, settings=settings, progress=progress)
+        out.memorization = demo_memorization(profile=profile, settings=settings, progress=progress,
+                                             use_existing=not recompute)
     if analytics:
         say("== 5/5 dbt build + dashboards")
         inst = config.instances()

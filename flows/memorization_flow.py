@@ -31,6 +31,7 @@ class MemorizationRunSummary:
     failures: dict[str, str] = field(default_factory=dict)  # model -> one line
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)  # models whose stored scores were kept
     seconds: float = 0.0
 
     @property
@@ -99,8 +100,13 @@ def _eq(where: dict):
 def memorization_flow(models: list[str], corpus_path: str, corpus: str | None = None, text_column: str = "text",
                       stride: int = 64, max_samples: int | None = None, mode: str = "stride", seed: int = 0,
                       batch_size: int = 32, recitation_threshold: int = 6, fit: bool = True,
-                      settings: Settings | None = None, progress: bool = True) -> MemorizationRunSummary:
-    """Score registered models on a corpus, land samples / scores / features, fit the taxonomic model."""
+                      use_existing: bool = False, settings: Settings | None = None,
+                      progress: bool = True) -> MemorizationRunSummary:
+    """Score registered models on a corpus, land samples / scores / features, fit the taxonomic model.
+
+    With ``use_existing`` a model that already has scores on this corpus is not loaded
+    again (whatever sampling options produced them); its stored rows are reported.
+    """
     t0 = time.perf_counter()
     settings = settings or get_settings()
     if mode not in ("stride", "random"):
@@ -113,8 +119,13 @@ def memorization_flow(models: list[str], corpus_path: str, corpus: str | None = 
     summary = MemorizationRunSummary(corpus, [r.model_id for r in records])
     run_id = uuid.uuid4().hex[:12]
     options = {"stride": stride, "max_samples": max_samples, "mode": mode, "seed": seed, "batch_size": batch_size}
-    device = "cpu" if settings.device == "auto" else settings.device
+    device = settings.device  # "auto" picks CUDA when present (loading.resolve_device)
+    stored = _stored_counts(lake, corpus) if use_existing else {}
     for record in records:
+        if record.model_id in stored:
+            summary.samples[record.model_id], summary.memorized[record.model_id] = stored[record.model_id]
+            summary.reused.append(record.model_id)
+            continue
         state = score_model(record, str(corpus_path), corpus, text_column, options, device, run_id, progress,
                             return_state=True)
         if state.is_failed():
@@ -132,6 +143,15 @@ def memorization_flow(models: list[str], corpus_path: str, corpus: str | None = 
     return summary
 
 
+def _stored_counts(lake: Lake, corpus: str) -> dict[str, tuple[int, int]]:
+    """model_id -> (samples, memorized) already in the lake for this corpus."""
+    import polars as pl
+
+    df = (lake.scan("memorization_scores").filter(pl.col("corpus") == corpus).group_by("model_id")
+          .agg(pl.len().alias("n"), pl.col("memorized").sum().alias("m")).collect())
+    return {r["model_id"]: (int(r["n"]), int(r["m"])) for r in df.to_dicts()}
+
+
 def _one_line(state) -> str:
     try:
         state.result()
@@ -144,7 +164,8 @@ def _one_line(state) -> str:
 def print_memorization_summary(summary: MemorizationRunSummary | list) -> None:
     for s in summary if isinstance(summary, list) else [summary]:
         for m, n in s.samples.items():
-            print(f"   {m} on {s.corpus}: {n} samples, {s.memorized.get(m, 0)} memorized")
+            kept = " (stored)" if m in s.reused else ""
+            print(f"   {m} on {s.corpus}: {n} samples, {s.memorized.get(m, 0)} memorized{kept}")
         for m, err in s.failures.items():
             print(f"   FAILED {m} on {s.corpus}: {err}")
         for line in s.problems[:10]:
@@ -214,19 +235,19 @@ def prepare_docstrings(settings: Settings) -> str:
 
 
 @flow(name="demo_memorization")
-def demo_memorization(profile: str = "full", settings: Settings | None = None,
-                      progress: bool = True) -> list[MemorizationRunSummary]:
+def demo_memorization(profile: str = "full", settings: Settings | None = None, progress: bool = True,
+                      use_existing: bool = True) -> list[MemorizationRunSummary]:
     """The planted-memorization model on its corpus (ground truth), and the zoo's base models and
     stories260k on the zoo's own training text."""
     settings = settings or get_settings()
     name, planted_corpus = prepare_planted(profile, settings, progress)
     out = [memorization_flow([name], planted_corpus, corpus=name, max_samples=PLANTED_SAMPLES[profile],
-                             settings=settings, progress=progress)]
+                             use_existing=use_existing, settings=settings, progress=progress)]
     lake = Lake(settings.lake_root)
     bases = [r["model_id"] for r in lake.read("models").to_pylist()
              if r["model_type"] == "Base" and r["family"] not in ("Planted",) and not r["source"].startswith("hf://")]
     if bases:
         out.append(memorization_flow(bases, prepare_docstrings(settings), corpus="docstrings",
-                                     max_samples=ZOO_SAMPLES[profile], mode="random", settings=settings,
-                                     progress=progress))
+                                     max_samples=ZOO_SAMPLES[profile], mode="random", use_existing=use_existing,
+                                     settings=settings, progress=progress))
     return out

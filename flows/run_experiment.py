@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from fingerprinting.settings import apply_quiet_env
@@ -31,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     apply_quiet_env()
     args = build_parser().parse_args(argv)
+    from flows.server import ensure_ephemeral_server_dies_with_parent, use_managed_server_if_running
+
+    use_managed_server_if_running()  # before prefect is imported: it reads PREFECT_API_URL once
+    ensure_ephemeral_server_dies_with_parent()  # a SIGKILLed run leaves no temporary server behind
     from fingerprinting.experiment import ConfigError, load_config
     from fingerprinting.lake import Lake
     from fingerprinting.registry import (
@@ -52,9 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from flows.fingerprint_flow import fingerprint_flow
 
-    summary = fingerprint_flow(config, use_existing=args.use_existing, write_to_registry=args.write_to_registry,
-                               admin_token=args.admin_token, settings=settings, output_dir=args.output_dir,
-                               progress=not args.no_progress)
+    try:
+        summary = fingerprint_flow(config, use_existing=args.use_existing, write_to_registry=args.write_to_registry,
+                                   admin_token=args.admin_token, settings=settings, output_dir=args.output_dir,
+                                   progress=not args.no_progress)
+    except Exception as exc:  # e.g. the object store went away: one clear line, not a traceback
+        if os.environ.get("FPLAKE_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:400]
+        print(f"run_experiment: error: {type(exc).__name__}: {first} (committed results are kept; "
+              "rerun with --use-existing to continue; FPLAKE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     print(json.dumps({"run_id": summary.run_id, "models": len(summary.models), "computed": len(summary.computed),
                       "reused": len(summary.reused), "failures": summary.failures,
                       "pairs": summary.pair_counts, "outputs": summary.outputs, "seconds": summary.seconds},

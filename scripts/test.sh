@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q --timeout=900 "$@"
+exec .venv/bin/python -m pytest -q --timeout=900 --durations=15 "$@"

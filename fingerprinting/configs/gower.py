@@ -26,7 +26,10 @@ back by the same matrix product (``-[M_a, V_a] @ [V_b, M_b].T``). Tiles are spre
 Top-k keeps a running (k smallest) list per row; columns are visited in
 increasing order, so a later candidate must be strictly smaller than the
 current k-th distance to enter, which gives the deterministic tie-break
-"smaller index first" without sorting whole rows.
+"smaller index first" without sorting whole rows. Config populations are full
+of exact duplicates (fine-tunes keep their parent's config), so by default
+top-k runs over the unique feature vectors only and expands the answer back
+to rows (:func:`duplicate_groups`, ``dedup=True``): about (U / n)^2 of the work.
 """
 
 from __future__ import annotations
@@ -557,6 +560,171 @@ def _auto_cols(block_rows: int, block_cols: int | None, n: int) -> int:
     return max(64, min(n, (1 << 19) // max(1, block_rows)))
 
 
+@dataclass
+class DuplicateGroups:
+    """Rows of a :class:`FeatureMatrix` grouped by identical (compared) feature vectors.
+
+    Groups are numbered by first occurrence, so group order = order of each
+    group's smallest row index. ``inverse[i]``: group of row i. ``first[g]``:
+    smallest row of group g (increasing in g). ``counts[g]``: its size.
+    ``members[starts[g] : starts[g] + counts[g]]``: its rows in increasing order.
+    """
+
+    inverse: np.ndarray
+    first: np.ndarray
+    counts: np.ndarray
+    starts: np.ndarray
+    members: np.ndarray
+
+    @property
+    def n_unique(self) -> int:
+        return int(self.first.size)
+
+
+def duplicate_groups(
+    A: FeatureMatrix, weights: None | str | dict[str, float] = None
+) -> DuplicateGroups:
+    """Group rows whose encoded features are identical on every feature with weight > 0.
+
+    Numeric values compare by value with their missing (NaN) pattern (-0.0 equals
+    0.0); categorical and boolean by code (-1 = missing). Two rows of one group
+    have the same Gower distance to every row, so top-k can be computed once per
+    group. Memory: one byte key of the used columns per row.
+    """
+    n = A.n
+    w = resolve_weights(weights, A.num_names + A.cat_names)
+    p = len(A.num_names)
+    num = A.num[:, w[:p] != 0]
+    cat = A.cat[:, w[p:] != 0]
+    # canonical bytes: one NaN payload, +0.0 for -0.0
+    num = np.where(np.isnan(num), np.nan, num + 0.0).astype(np.float64)
+    parts = [
+        np.ascontiguousarray(num).view(np.uint8).reshape(n, -1),
+        np.ascontiguousarray(cat.astype(np.int32)).view(np.uint8).reshape(n, -1),
+    ]
+    key = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    width = key.shape[1]
+    if n == 0 or width == 0:
+        inverse = np.zeros(n, dtype=np.int64)
+        first = np.zeros(min(n, 1), dtype=np.int64)
+    else:
+        _, first, inverse = np.unique(
+            key.view(np.dtype((np.void, width))).ravel(), return_index=True, return_inverse=True
+        )
+        del key
+        order = np.argsort(first, kind="stable")  # renumber groups by first occurrence
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        inverse = rank[inverse.ravel()].astype(np.int64)
+        first = first[order].astype(np.int64)
+    counts = np.bincount(inverse, minlength=first.size).astype(np.int64)
+    starts = np.cumsum(counts) - counts
+    members = np.argsort(inverse, kind="stable").astype(np.int64)
+    return DuplicateGroups(inverse, first, counts, starts, members)
+
+
+def _expand_members(
+    groups: DuplicateGroups, qq: np.ndarray, vv: np.ndarray, dd: np.ndarray, kt: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query q, group v, distance d) -> (q, row, d) for the first min(|v|, kt) rows of v."""
+    take = np.minimum(groups.counts[vv], kt)
+    total = int(take.sum())
+    offs = np.arange(total) - np.repeat(np.cumsum(take) - take, take)
+    rows = groups.members[np.repeat(groups.starts[vv], take) + offs]
+    return np.repeat(qq, take), rows, np.repeat(dd, take)
+
+
+def _select_kt(
+    q_count: int, qq: np.ndarray, rr: np.ndarray, dd: np.ndarray, kt: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the kt smallest (distance, row) of the candidates; padded -1 / inf."""
+    out_i = np.full((q_count, kt), -1, dtype=np.int64)
+    out_d = np.full((q_count, kt), np.inf)
+    if qq.size == 0:
+        return out_i, out_d
+    order = np.lexsort((rr, dd, qq))
+    qq, rr, dd = qq[order], rr[order], dd[order]
+    first = np.searchsorted(qq, qq, side="left")
+    rank = np.arange(qq.size) - first
+    sel = rank < kt
+    out_i[qq[sel], rank[sel]] = rr[sel]
+    out_d[qq[sel], rank[sel]] = dd[sel]
+    return out_i, out_d
+
+
+def _dedup_topk(
+    A: FeatureMatrix,
+    groups: DuplicateGroups,
+    k: int,
+    *,
+    variant: str,
+    weights: Any,
+    dtype: Any,
+    block_rows: int,
+    block_cols: int | None,
+    exclude_self: bool,
+    n_jobs: int | None,
+    row_range: tuple[int, int] | None,
+    chunk: int = 1 << 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of rows ``row_range`` computed over unique vectors, then expanded to rows.
+
+    For each needed group q, its "template" is the kt = k (+1 when excluding
+    self) nearest rows of the whole population, q's own members included, in
+    (distance, row) order; a row's answer is its group's template without itself.
+    The template is built from q's kt nearest groups in (distance, first row)
+    order, each contributing its kt smallest rows. Why that is exact: let d* be
+    the kt-th group's distance and f* its first row. Groups closer than d* are
+    all retrieved. The template needs some number t of rows at d*; the retrieved
+    groups at d* number at least t (every group has >= 1 row, and kt groups were
+    retrieved for kt slots) and their first rows are all <= f*, so the t smallest
+    rows at d* are all <= f*, while every row of a group at d* not retrieved is
+    > its own first row > f*.
+    """
+    n = A.n
+    lo_row, hi_row = (0, n) if row_range is None else row_range
+    if not 0 <= lo_row <= hi_row <= n:
+        raise ValueError(f"row_range {row_range} outside 0..{n}")
+    U = groups.n_unique
+    kt = k + 1 if exclude_self else k
+    Au = A.take(groups.first)
+    inv = groups.inverse[lo_row:hi_row]
+    Q = np.unique(inv)  # needed groups, increasing
+    Aq = Au if Q.size == U else Au.take(Q)
+    ker = _GowerKernel(Aq, Au, variant, weights, dtype, A.mins, A.ranges)
+    ui, ud = _blocked_topk(
+        Q.size, U, kt, ker.tile,
+        block_rows=block_rows, block_cols=_auto_cols(block_rows, block_cols, U),
+        exclude_self=False, n_jobs=n_jobs,
+    )  # fmt: skip
+    # templates, a chunk of groups at a time (memory O(chunk * kt^2) on top of O(U * kt))
+    t_i = np.full((Q.size, kt), -1, dtype=np.int64)
+    t_d = np.full((Q.size, kt), np.inf)
+    for c0 in range(0, Q.size, chunk):
+        c1 = min(Q.size, c0 + chunk)
+        sub_i, sub_d = ui[c0:c1], ud[c0:c1]
+        qq, slot = np.nonzero(sub_i >= 0)
+        qq2, rr, dd = _expand_members(groups, qq, sub_i[qq, slot], sub_d[qq, slot], kt)
+        t_i[c0:c1], t_d[c0:c1] = _select_kt(c1 - c0, qq2, rr, dd, kt)
+    # rows: their group's template without themselves
+    out_i = np.empty((hi_row - lo_row, k), dtype=np.int64)
+    out_d = np.empty((hi_row - lo_row, k))
+    for r0 in range(0, hi_row - lo_row, chunk):
+        r1 = min(hi_row - lo_row, r0 + chunk)
+        pos = np.searchsorted(Q, inv[r0:r1])
+        ti, td = t_i[pos], t_d[pos]
+        if exclude_self:
+            me = np.arange(lo_row + r0, lo_row + r1)
+            hit = ti == me[:, None]
+            drop = np.where(hit.any(axis=1), hit.argmax(axis=1), kt - 1)
+            keep = np.ones(ti.shape, dtype=bool)
+            keep[np.arange(r1 - r0), drop] = False
+            ti = ti[keep].reshape(r1 - r0, k)
+            td = td[keep].reshape(r1 - r0, k)
+        out_i[r0:r1], out_d[r0:r1] = ti, td
+    return out_i, out_d
+
+
 def gower_topk(
     A: FeatureMatrix,
     k: int,
@@ -569,6 +737,7 @@ def gower_topk(
     dtype: Any = np.float32,
     n_jobs: int | None = None,
     row_range: tuple[int, int] | None = None,
+    dedup: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of every row of ``A`` under Gower distance.
 
@@ -581,7 +750,26 @@ def gower_topk(
     are exact to about 1e-7, pass ``np.float64`` for bit-for-bit comparisons.
     ``row_range=(start, stop)`` answers only those rows (against all of ``A``),
     to shard the work or to time a sample.
+
+    ``dedup=True`` (default): rows with identical feature vectors (see
+    :func:`duplicate_groups`) are searched once, over the U unique vectors
+    (about (U / n)^2 of the work), and the answer is expanded back to rows:
+    a row's duplicates (at their self-distance, 0), then the rows of the nearest
+    other vectors, all in (distance, index) order. The result is the one of
+    ``dedup=False``; it is identical to the bit wherever a pair's distance does
+    not depend on the tile it is computed in (always in float64 with unit
+    weights; otherwise rounding may differ by an ulp, as between block sizes).
     """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if dedup:
+        groups = duplicate_groups(A, weights)
+        if groups.n_unique < A.n:
+            return _dedup_topk(
+                A, groups, k, variant=variant, weights=weights, dtype=dtype,
+                block_rows=block_rows, block_cols=block_cols, exclude_self=exclude_self,
+                n_jobs=n_jobs, row_range=row_range,
+            )  # fmt: skip
     ker = _kernel(A, None, variant, weights, dtype)
     n = A.n
     return _blocked_topk(

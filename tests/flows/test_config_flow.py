@@ -36,6 +36,7 @@ def test_user_file_and_registry_with_bad_input(settings, tmp_path):
     text = "\n".join(summary.problems)
     assert "line 2" in text and "line 3" in text  # each bad line named
     assert "ghost: no config.json" in text and "c: no known config field" in text
+    assert "1 lineage edge(s) have no config at one end, so no drift (e.g. stories -> ghost)" in text
     rows = {r["model_id"]: r for r in lake.read("model_configs").to_pylist()}
     assert sorted(rows) == ["a", "b", "stories"]
     # stories260k's config.json, read by hand: dim 64, 5 layers, 8 heads, 4 kv heads, vocab 512
@@ -73,3 +74,15 @@ def test_lineage_and_catalogue(settings):
     assert lake.read("config_similarities", filters={"kind": "pair"}).num_rows == 0
     stats = {r["statistic"]: r["value"] for r in lake.read("config_phylogeny").to_pylist()}
     assert 0.0 <= stats["neighbour_recovery"] <= 1.0 and -1.0 <= stats["adjusted_rand_index"] <= 1.0
+
+
+def test_lineage_cycle_is_reported(settings, tmp_path):
+    lake = Lake(settings.lake_root).init()
+    register_models(lake, [ModelRecord("x", "/none", "F", "Base", "x", parents=[("y", "finetune")]),
+                           ModelRecord("y", "/none", "F", "Chat", "y", parents=[("x", "merge")])])
+    src = _jsonl(tmp_path / "c.jsonl", [json.dumps({"model_id": m, "config": {"model_type": "llama",
+                                                                              "hidden_size": 64}})
+                                        for m in ("x", "y")])
+    summary = config_flow.fn(sources=[], paths=[src], settings=settings)
+    # x -> y -> x, reported once as a cycle (the dbt depth walk is guarded against it too)
+    assert [sorted(set(c)) for c in summary.cycles] == [["x", "y"]]

@@ -63,6 +63,12 @@ def test_planted_model_scores_and_recovers_ground_truth(planted, tmp_path):
     # rerun: replaced, not duplicated
     memorization_flow.fn([name], corpus, corpus=name, settings=s, progress=False, **opts)
     assert lake.count("memorization_scores") == n
+    # --use-existing: the stored scores are kept and the model is not loaded again
+    import fingerprinting.loading as loading
+
+    loads = loading.LOAD_COUNT
+    again = memorization_flow.fn([name], corpus, corpus=name, settings=s, progress=False, use_existing=True)
+    assert again.reused == [name] and again.samples[name] == n and loading.LOAD_COUNT == loads
 
 
 def test_bad_input_is_refused_before_any_model_loads(planted, tmp_path):
