@@ -6,6 +6,11 @@
     fplake registry init-global            create the global registry and print its admin token once
     fplake status                          row counts of every lake table
     fplake lake history|read|optimize|migrate   table history, time travel, compaction, migration
+    fplake register PATH_OR_ID --family F --type T   check a model is loadable, then register it
+    fplake models | model view|compare|similarities|find-similar   registry listing and model queries
+    fplake configs ingest|report             architecture similarity and drift
+    fplake memorization score|features|report   memorization taxonomy
+    fplake server start|stop|status          a managed local Prefect server
     fplake dbt build                       dbt over the lake into the DuckDB warehouse
 """
 
@@ -339,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.server import add_server_parser
 
     add_server_parser(sub, common)
+    from flows.model_cli import add_model_parsers
+
+    add_model_parsers(sub, common)
     db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
@@ -362,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
                 "registry": cmd_init_global, "dbt": cmd_dbt, "lake": cmd_lake,
                 "configs": lambda a: cmd_configs_report(a) if a.configs_cmd == "report" else cmd_configs(a),
                 "memorization": cmd_memorization, "server": cmd_server}
+    from flows.model_cli import HANDLERS as MODEL_HANDLERS
+
+    handlers.update(MODEL_HANDLERS)
     try:
         return int(handlers[args.cmd](args) or 0)
     except (FingerprintLakeError, FileNotFoundError) as exc:
