@@ -15,6 +15,33 @@ class DbtError(FingerprintLakeError, RuntimeError):
     pass
 
 
+class WarehouseLockedError(FingerprintLakeError):
+    """Another process holds the DuckDB warehouse file."""
+
+
+def _locked_message(path: str, exc: Exception) -> str:
+    text = str(exc)
+    holder = ""
+    if "Conflicting lock is held in" in text:
+        holder = " by " + text.split("Conflicting lock is held in", 1)[1].strip().splitlines()[0].rstrip(".")
+    return (f"the warehouse {path} is locked{holder}; DuckDB allows one writer, and a reader blocks "
+            "writers too: close the other connection (notebook, DuckDB CLI, a running build) and retry")
+
+
+def check_unlocked(settings: Settings) -> None:
+    """Fail fast with one clear line when another process holds the warehouse file."""
+    import duckdb
+
+    if not Path(settings.warehouse).exists():
+        return
+    try:
+        duckdb.connect(settings.warehouse).close()
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseLockedError(_locked_message(settings.warehouse, exc)) from exc
+        raise
+
+
 def run_dbt(args: list[str], settings: Settings | None = None, quiet: bool = True) -> object:
     """Invoke dbt in-process (``dbtRunner``) with the lake/warehouse paths exported.
 
@@ -23,6 +50,7 @@ def run_dbt(args: list[str], settings: Settings | None = None, quiet: bool = Tru
     settings = settings or get_settings()
     settings.apply_env()
     Path(settings.warehouse).parent.mkdir(parents=True, exist_ok=True)
+    check_unlocked(settings)
     from dbt.cli.main import dbtRunner
 
     cwd = os.getcwd()
@@ -36,7 +64,7 @@ def run_dbt(args: list[str], settings: Settings | None = None, quiet: bool = Tru
         failed = []
         if res.result is not None and hasattr(res.result, "results"):
             failed = [f"{r.node.name}: {r.status}: {(r.message or '')[:300]}" for r in res.result.results
-                      if str(r.status) not in ("success", "pass", "RunStatus.Success", "TestStatus.Pass")]
+                      if str(r.status).split(".")[-1].lower() not in ("success", "pass", "warn", "skipped")]
         raise DbtError(f"dbt {' '.join(args)} failed: " + ("; ".join(failed) or str(res.exception)))
     return res
 
@@ -63,6 +91,13 @@ def connect(settings: Settings | None = None, read_only: bool = True):
 
     settings = settings or get_settings()
     # staging views read the lake with delta_scan: load the extension (and S3 secret) first
+    import duckdb
+
     lake = Lake(settings.lake_root)
-    return duckdb_connect(None if lake.is_local else lake.storage_options, database=settings.warehouse,
-                          read_only=read_only)
+    try:
+        return duckdb_connect(None if lake.is_local else lake.storage_options, database=settings.warehouse,
+                              read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseLockedError(_locked_message(settings.warehouse, exc)) from exc
+        raise

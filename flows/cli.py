@@ -26,6 +26,13 @@ from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.settings import apply_quiet_env
 
 
+def _warehouse_free(settings) -> None:
+    """Commands that build marts fail fast, in one line, when the warehouse is held elsewhere."""
+    from fingerprinting.warehouse import check_unlocked
+
+    check_unlocked(settings)
+
+
 def _settings(args):
     from fingerprinting.settings import get_settings
 
@@ -82,6 +89,8 @@ def cmd_demo(args) -> int:
     from flows.demo_flow import demo_flow
 
     settings = _settings(args)
+    if not args.skip_analytics:
+        _warehouse_free(settings)
     out = demo_flow(profile=args.profile, recompute=args.recompute, analytics=not args.skip_analytics,
                     progress=not args.no_progress, settings=settings)
     fp = out.fingerprints
@@ -207,6 +216,7 @@ def cmd_configs_report(args) -> int:
     from flows.report_flow import config_report_flow
 
     settings = _settings(args)
+    _warehouse_free(settings)
     paths = config_report_flow(settings=settings, output_dir=args.output_dir, run_dbt_build=not args.no_build)
     print(f"config dashboard: {paths['dashboard']}")
     return 0
@@ -225,6 +235,7 @@ def cmd_memorization(args) -> int:
     if args.mem_cmd == "report":
         from flows.report_flow import memorization_report_flow
 
+        _warehouse_free(settings)
         paths = memorization_report_flow(settings=settings, output_dir=args.output_dir,
                                          run_dbt_build=not args.no_build)
         print(f"memorization dashboard: {paths['dashboard']}")

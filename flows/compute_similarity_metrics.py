@@ -140,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     from flows.report_flow import report_flow
 
     try:
+        from fingerprinting.warehouse import check_unlocked
+
+        check_unlocked(settings)  # one clear line instead of a failed flow's tracebacks
         paths = report_flow(method=args.method, metric=args.metric, config_hash=config_hash, settings=settings,
                             output_dir=str(out) if out else None)
-    except LookupError as exc:
+    except (LookupError, FingerprintLakeError) as exc:
         print(f"compute_similarity_metrics: error: {exc}", file=sys.stderr)
         return 2
     print(f"dashboard: {paths['dashboard']}")
