@@ -11,6 +11,7 @@
     fplake configs ingest|report             architecture similarity and drift
     fplake memorization score|features|report   memorization taxonomy
     fplake server start|stop|status          a managed local Prefect server
+    fplake mcp [--transport stdio|http]      the MCP server for agents (read-only tools over the lake)
     fplake dbt build                       dbt over the lake into the DuckDB warehouse
 """
 
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.model_cli import add_model_parsers
 
     add_model_parsers(sub, common)
+    from flows.mcp_server import add_mcp_parser
+
+    add_mcp_parser(sub, common)
     db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
@@ -384,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     from flows.model_cli import HANDLERS as MODEL_HANDLERS
 
     handlers.update(MODEL_HANDLERS)
+    from flows.mcp_server import cmd_mcp
+
+    handlers["mcp"] = cmd_mcp
     try:
         return int(handlers[args.cmd](args) or 0)
     except (FingerprintLakeError, FileNotFoundError) as exc:

@@ -94,3 +94,86 @@ def test_blocks_only_upper_triangle():
 def test_metric_metadata():
     meta = METRICS.meta("js_divergence")
     assert meta["higher_is_better"] is True and meta["lower"] == 0.0 and meta["upper"] == 1.0
+
+
+# ------------------------------------------- js_divergence all-pairs kernel
+def _scipy_js_similarity(X):
+    from scipy.spatial.distance import jensenshannon
+
+    D = np.abs(X) / np.abs(X).sum(1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        ref = np.array([[1.0 - jensenshannon(p, q) for q in D] for p in D])
+    # scipy returns nan for equal distributions (to rounding) whose JS rounds below 0 (sqrt of
+    # -1e-17): the distance there is 0, as in the per-pair definition
+    equal = np.array([[np.allclose(p, q, rtol=1e-14, atol=0) for q in D] for p in D])
+    assert np.all(equal[np.isnan(ref)])
+    return np.where(np.isnan(ref), 1.0, ref)
+
+
+def _js_test_data(n, d, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-6, 6, size=(n, 1))  # negative entries, scales
+    X[rng.random(X.shape) < 0.15] = 0.0  # zeros, often in the same feature for both rows
+    X[:, 0] = 0.0  # a feature that is 0 in every row: 0 log 0 on every pair
+    X[3:9] = np.sort(np.abs(X[3:9]), axis=1)  # close, sorted fingerprints
+    X[10] = -X[2]  # same distribution as row 2 after |.|
+    X[11] = X[2] * 7.5
+    X[12] = X[1] * (1 + 1e-3 * rng.normal(size=d))  # near-duplicate: exact-form fallback
+    return X
+
+
+@pytest.mark.parametrize("tile", [16, 50, 1024])
+def test_js_all_pairs_equals_scipy_at_tile_boundaries(tile):
+    X = _js_test_data(101, 13, seed=7)  # 101 is not a multiple of any tile
+    ref = _scipy_js_similarity(X)
+    got = pairwise_matrix(X, "js_divergence", tile=tile)
+    np.testing.assert_allclose(got, ref, atol=1e-12, rtol=0)
+    i, j, s = pairwise_pairs(X, "js_divergence", tile=tile)
+    np.testing.assert_allclose(s, ref[i, j], atol=1e-12, rtol=0)
+    assert np.all(np.diag(got) == 1.0)
+    assert got[2, 10] == got[2, 11] == 1.0
+
+
+def test_js_all_pairs_default_tile_sample_equals_scipy():
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(11)
+    n = 1100  # one full default tile (1024) and a partial one
+    X = np.sort(np.abs(rng.normal(size=(n, 40))), axis=1)
+    X[rng.random(X.shape) < 0.05] = 0.0
+    got = pairwise_matrix(X, "js_divergence")
+    D = X / X.sum(1, keepdims=True)
+    edge = [0, 1, 1022, 1023, 1024, 1025, n - 1]
+    pairs = [(a, b) for a in edge for b in edge] + [tuple(p) for p in rng.integers(0, n, size=(1500, 2))]
+    for a, b in pairs:
+        assert got[a, b] == pytest.approx(1.0 - jensenshannon(D[a], D[b]), abs=1e-12)
+
+
+def test_js_all_pairs_equals_pair_definition_on_zero_rows_and_padding():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 9))
+    X[5] = 0.0  # all-zero row: uniform distribution, as in the per-pair definition
+    X[6, :4] = 0.0  # left padding
+    ref = np.array([[similarity(a, b, "js_divergence") for b in X] for a in X])
+    np.testing.assert_allclose(pairwise_matrix(X, "js_divergence", tile=7), ref, atol=1e-12, rtol=0)
+
+
+def test_js_all_pairs_same_result_with_one_thread():
+    import torch
+
+    X = _js_test_data(150, 20, seed=9)
+    two = pairwise_matrix(X, "js_divergence", tile=128)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = pairwise_matrix(X, "js_divergence", tile=128)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_js_all_pairs_float32_request_and_range():
+    X = _js_test_data(60, 10, seed=2)
+    got = pairwise_matrix(X, "js_divergence", tile=16, dtype=__import__("torch").float32)
+    assert got.min() >= 0.0 and got.max() <= 1.0
+    np.testing.assert_allclose(got, _scipy_js_similarity(X), atol=1e-5)
