@@ -12,6 +12,7 @@
     fplake memorization score|features|report   memorization taxonomy
     fplake server start|stop|status          a managed local Prefect server
     fplake mcp [--transport stdio|http]      the MCP server for agents (read-only tools over the lake)
+    fplake lookup PATH [--register] [--html OUT]   rank registered models as likely relatives of a suspect
     fplake dbt build                       dbt over the lake into the DuckDB warehouse
 """
 
@@ -362,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.mcp_server import add_mcp_parser
 
     add_mcp_parser(sub, common)
+    from flows.lookup_cli import add_lookup_parser
+
+    add_lookup_parser(sub, common)
     db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
@@ -391,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     from flows.mcp_server import cmd_mcp
 
     handlers["mcp"] = cmd_mcp
+    from flows.lookup_cli import HANDLERS as LOOKUP_HANDLERS
+
+    handlers.update(LOOKUP_HANDLERS)
     try:
         return int(handlers[args.cmd](args) or 0)
     except (FingerprintLakeError, FileNotFoundError) as exc:
