@@ -181,3 +181,90 @@ class GlobalRegistry:
         if fingerprints is not None and fingerprints.num_rows:
             self.lake.merge("fingerprints", fingerprints)
         return n
+
+    def sync_into(self, local_lake: Lake, fingerprints: bool = False) -> dict[str, dict[str, int]]:
+        """Copy models and edges (and fingerprints) into ``local_lake``; see :func:`sync_registry`."""
+        if self._config() is None:
+            raise RegistryNotFoundError(
+                f"no global registry at {self.location!r} (missing or not initialised); an admin runs "
+                "`fplake registry init-global`, or pass --location / set FPLAKE_GLOBAL_REGISTRY"
+            )
+        same = (os.path.realpath(local_lake.root) == os.path.realpath(self.lake.root)
+                if local_lake.is_local and self.lake.is_local else local_lake.root == self.lake.root)
+        if same:
+            raise FingerprintLakeError(f"the local lake and the global registry are the same place ({self.location!r})")
+        tables = SYNC_TABLES + (("fingerprints",) if fingerprints else ())
+        # read and diff everything first, so a read error leaves the local lake untouched
+        plan = {}
+        for table in tables:
+            plan[table] = diff_rows(table, self.lake.read(table), local_lake.read(table))
+        report = {}
+        for table, (rows, counts) in plan.items():
+            if rows.num_rows:
+                local_lake.merge(table, rows)
+            report[table] = counts
+        return report
+
+
+# ------------------------------------------------------------------ sync (global -> local)
+class RegistryNotFoundError(FingerprintLakeError, FileNotFoundError):
+    """The global registry is missing or was never initialised."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+# columns that record *when* a row was written locally, not what it says: not part of "changed"
+_SYNC_IGNORED = {"models": frozenset({"registered_at"})}
+SYNC_TABLES = ("models", "model_edges")
+
+
+def _same(a, b) -> bool:
+    """Value equality for lake cells (NaN equals NaN; lists compared element-wise)."""
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def diff_rows(table: str, incoming: pa.Table, current: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """Rows of ``incoming`` that are new or changed relative to ``current`` (by the table's key), and counts.
+
+    Returns ``(rows_to_merge, {"new": n, "updated": n, "unchanged": n})``. A row is *updated* when
+    some column value differs (columns in ``_SYNC_IGNORED`` excepted); duplicated keys in
+    ``incoming`` count once (the last one wins, as in :meth:`Lake.merge`).
+    """
+    from fingerprinting.lake import TABLES
+
+    key = TABLES[table].key
+    ignored = _SYNC_IGNORED.get(table, frozenset())
+    have = {tuple(r[k] for k in key): r for r in current.to_pylist()}
+    last: dict[tuple, int] = {}
+    rows = incoming.to_pylist()
+    for i, r in enumerate(rows):
+        last[tuple(r[k] for k in key)] = i
+    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    take = []
+    for k, i in last.items():
+        r = rows[i]
+        old = have.get(k)
+        if old is None:
+            counts["new"] += 1
+            take.append(i)
+        elif any(not _same(v, old.get(c)) for c, v in r.items() if c not in ignored):
+            counts["updated"] += 1
+            take.append(i)
+        else:
+            counts["unchanged"] += 1
+    return incoming.take(pa.array(sorted(take), pa.int64())), counts
+
+
+def sync_registry(global_location: str, local_lake: Lake, fingerprints: bool = False) -> dict[str, dict[str, int]]:
+    """Copy the global registry's models and edges (and fingerprints) into ``local_lake``.
+
+    Reading the global registry needs no token. Only new or changed rows are
+    merged (by key), so a rerun writes nothing and never duplicates. Returns
+    ``{table: {"new": n, "updated": n, "unchanged": n}}`` in sync order.
+    """
+    return GlobalRegistry(global_location).sync_into(local_lake, fingerprints=fingerprints)

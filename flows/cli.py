@@ -4,6 +4,7 @@
     fplake build-zoo [--profile ...]       build or reuse the cached demo zoo
     fplake register-demo [--profile ...]   register the zoo's models and lineage edges in the lake
     fplake registry init-global            create the global registry and print its admin token once
+    fplake registry sync [--fingerprints]  copy the global registry's models (and fingerprints) into the lake
     fplake status                          row counts of every lake table
     fplake lake history|read|optimize|migrate   table history, time travel, compaction, migration
     fplake register PATH_OR_ID --family F --type T   check a model is loadable, then register it
@@ -147,6 +148,12 @@ def cmd_status(args) -> int:
         else:
             print(f"  {name:<26}{'-':>10} (not created yet)")
     return 0
+
+
+def _registry(args) -> int:
+    from flows.registry_cli import cmd_sync
+
+    return cmd_sync(args) if args.reg_cmd == "sync" else cmd_init_global(args)
 
 
 def cmd_lake(args) -> int:
@@ -297,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     gi = gs.add_parser("init-global", parents=[common], help="create the global registry; prints the admin token once")
     gi.add_argument("--location")
     gi.add_argument("--token", help="use this token instead of a random one")
+    from flows.registry_cli import add_sync_parser
+
+    add_sync_parser(gs, common)
     sub.add_parser("status", parents=[common], help="which lake, and rows / files / version of every table")
     lk = sub.add_parser("lake", parents=[common], help="lake tables: history, time travel, optimize, migrate")
     lks = lk.add_subparsers(dest="lake_cmd", required=True)
@@ -386,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_ephemeral_server_dies_with_parent()
     handlers = {"demo": cmd_demo, "build-zoo": lambda a: cmd_build_zoo(a) and 0,
                 "register-demo": lambda a: cmd_register_demo(a) and 0, "status": cmd_status,
-                "registry": cmd_init_global, "dbt": cmd_dbt, "lake": cmd_lake,
+                "registry": _registry, "dbt": cmd_dbt, "lake": cmd_lake,
                 "configs": lambda a: cmd_configs_report(a) if a.configs_cmd == "report" else cmd_configs(a),
                 "memorization": cmd_memorization, "server": cmd_server}
     from flows.model_cli import HANDLERS as MODEL_HANDLERS

@@ -52,3 +52,101 @@ def test_global_registry_write_needs_admin_token(tmp_path, monkeypatch):
     with pytest.raises(RegistryPermissionError, match="already initialised"):
         GlobalRegistry.initialise(loc)
     assert token not in (tmp_path / "global" / "registry_config.json").read_text()
+
+
+# ------------------------------------------------------------------ registry sync (global -> local)
+def _fingerprints(ids):
+    import datetime as _dt
+
+    import pyarrow as pa
+
+    n = len(ids)
+    return pa.table({
+        "model_id": ids, "method": ["weight_spectrum"] * n, "config_hash": ["h1"] * n,
+        "config_json": ["{}"] * n, "vector": [[1.0, float(i), float("nan")] for i in range(n)],
+        "dim": [3] * n, "device": ["cpu"] * n, "dtype": ["float32"] * n, "seconds": [0.5] * n,
+        "library_versions": ["{}"] * n, "provenance_json": ["{}"] * n, "run_id": ["r1"] * n,
+        "created_at": [_dt.datetime(2026, 1, 1, tzinfo=_dt.UTC)] * n,
+    })
+
+
+def test_sync_from_global_registry_is_idempotent_and_reports_changes(tmp_path, monkeypatch):
+    from fingerprinting.registry import sync_registry
+
+    monkeypatch.delenv("FPLAKE_ADMIN_TOKEN", raising=False)
+    loc = str(tmp_path / "global")
+    reg, token = GlobalRegistry.initialise(loc)
+    assert reg.publish(token, _records(), fingerprints=_fingerprints(["1", "2"])) == 2
+    local = Lake(str(tmp_path / "local")).init()
+    register_models(local, [ModelRecord("7", "/m/z", "Other", "Base", "other-base")])  # a local-only model stays
+
+    first = sync_registry(loc, local)
+    assert first == {"models": {"new": 2, "updated": 0, "unchanged": 0},
+                     "model_edges": {"new": 1, "updated": 0, "unchanged": 0}}
+    versions = {t: local.version(t) for t in ("models", "model_edges")}
+    second = reg.sync_into(local, fingerprints=False)
+    assert second == {"models": {"new": 0, "updated": 0, "unchanged": 2},
+                      "model_edges": {"new": 0, "updated": 0, "unchanged": 1}}
+    assert {t: local.version(t) for t in versions} == versions  # nothing written on a no-op sync
+    assert sorted(local.read("models").column("model_id").to_pylist()) == ["1", "2", "7"]
+    assert local.read("model_edges").num_rows == 1
+    assert local.read("fingerprints").num_rows == 0  # only with fingerprints=True
+
+    # the admin renames a model (republished); a sync reports exactly that one update
+    changed = _records()
+    changed[0].display_name = "fam-base-v2"
+    reg.publish(token, changed)
+    third = sync_registry(loc, local)
+    assert third["models"] == {"new": 0, "updated": 1, "unchanged": 1}
+    assert third["model_edges"] == {"new": 0, "updated": 0, "unchanged": 1}
+    names = {r["model_id"]: r["display_name"] for r in local.read("models").to_pylist()}
+    assert names == {"1": "fam-base-v2", "2": "fam-chat", "7": "other-base"}
+
+    # fingerprints on request; again idempotent (NaN inside vectors counts as unchanged)
+    fp = sync_registry(loc, local, fingerprints=True)
+    assert fp["fingerprints"] == {"new": 2, "updated": 0, "unchanged": 0}
+    assert fp["models"] == {"new": 0, "updated": 0, "unchanged": 2}
+    assert sync_registry(loc, local, fingerprints=True)["fingerprints"] == {"new": 0, "updated": 0, "unchanged": 2}
+    got = local.read("fingerprints")
+    assert got.num_rows == 2 and sorted(got.column("model_id").to_pylist()) == ["1", "2"]
+
+
+def test_sync_from_missing_global_registry_is_a_clear_error(tmp_path):
+    from fingerprinting.errors import FingerprintLakeError
+    from fingerprinting.registry import sync_registry
+
+    local = Lake(str(tmp_path / "local")).init()
+    with pytest.raises(FingerprintLakeError, match="no global registry at .*init-global") as exc:
+        sync_registry(str(tmp_path / "nowhere"), local)
+    assert "\n" not in str(exc.value)
+    assert local.read("models").num_rows == 0
+    (tmp_path / "empty").mkdir()  # a folder without registry_config.json is not a registry either
+    with pytest.raises(FingerprintLakeError, match="not initialised"):
+        sync_registry(str(tmp_path / "empty"), local)
+
+
+def test_registry_sync_command(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from flows.registry_cli import add_sync_parser, cmd_sync
+
+    for key in ("LAKE_ROOT", "WAREHOUSE", "REPORTS_DIR", "ZOO_DIR", "GLOBAL_REGISTRY", "DEVICE"):
+        monkeypatch.setenv(f"FPLAKE_{key}", str(tmp_path / key.lower()))  # restored after the test
+    loc = str(tmp_path / "global")
+    reg, token = GlobalRegistry.initialise(loc)
+    reg.publish(token, _records(), fingerprints=_fingerprints(["1"]))
+    parser = argparse.ArgumentParser()
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lake-root", dest="lake_root", default=argparse.SUPPRESS)
+    parser.set_defaults(lake_root=None, debug=False)
+    add_sync_parser(parser.add_subparsers(dest="reg_cmd", required=True), common)
+    args = parser.parse_args(["sync", "--location", loc, "--fingerprints", "--lake-root", str(tmp_path / "lk")])
+    assert cmd_sync(args) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "models: 2 new, 0 updated, 0 unchanged", "model_edges: 1 new, 0 updated, 0 unchanged",
+        "fingerprints: 1 new, 0 updated, 0 unchanged"]
+    assert Lake(str(tmp_path / "lk")).read("fingerprints").num_rows == 1
+    args = parser.parse_args(["sync", "--location", str(tmp_path / "missing"), "--lake-root", str(tmp_path / "lk")])
+    assert cmd_sync(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fplake: error: no global registry") and "\n" not in err
