@@ -28,7 +28,12 @@ from typing import Any
 
 from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.lake import Lake, load_system_tables
-from fingerprinting.registry import RELATIONS, ModelRecord, UnknownModelError, register_models
+from fingerprinting.registry import (
+    RELATIONS,
+    ModelRecord,
+    match_ids,
+    register_models,
+)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 COMBINED_SCORE_NOTE = "combined score and verdict: not available yet (a later part of issue 14)"
@@ -121,30 +126,7 @@ def _edges(con) -> list[dict]:
 def resolve_ids(con, idents: list[str], models: list[dict] | None = None) -> list[dict]:
     """Model rows for ``idents`` (model id, else unique display name), in order."""
     models = _models(con) if models is None else models
-    by_id = {m["model_id"]: m for m in models}
-    by_name: dict[str, list[dict]] = {}
-    for m in models:
-        by_name.setdefault(m["display_name"], []).append(m)
-    out, unknown = [], []
-    for i in idents:
-        if i in by_id:
-            out.append(by_id[i])
-        elif len(by_name.get(i, [])) == 1:
-            out.append(by_name[i][0])
-        else:
-            unknown.append(i)
-    if unknown:
-        ids = sorted(by_id, key=lambda s: (len(s), s))
-        err = UnknownModelError(unknown, ids)
-        names = sorted(n for n, ms in by_name.items() if len(ms) == 1 and n not in by_id)
-        extra = [u for u in unknown if not difflib.get_close_matches(u, ids, n=1)
-                 and difflib.get_close_matches(u, names, n=1)]
-        if extra:  # the hint came from a display name: say so
-            hints = "; ".join(f"{u!r}: did you mean display name {difflib.get_close_matches(u, names, n=1)[0]!r}?"
-                              for u in extra)
-            err.args = (f"{err.args[0]} ({hints})",)
-        raise err
-    return out
+    return match_ids(idents, models, model_id=lambda m: m["model_id"], display_name=lambda m: m["display_name"])
 
 
 def list_registered(lake: Lake, family: str | None = None, model_type: str | None = None,

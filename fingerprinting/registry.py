@@ -28,7 +28,7 @@ RELATIONS = {"finetune", "quantized", "distilled", "merge", "pruned", "adapter"}
 
 
 class UnknownModelError(FingerprintLakeError, KeyError):
-    def __init__(self, unknown: list[str], known: list[str]):
+    def __init__(self, unknown: list[str], known: list[str], names: list[str] | None = None):
         self.unknown = unknown
         hints = []
         for u in unknown:
@@ -36,10 +36,40 @@ class UnknownModelError(FingerprintLakeError, KeyError):
             hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         msg = f"unknown model id(s): {', '.join(hints)}."
         msg += f" {len(known)} model(s) registered" + (": " + ", ".join(known[:20]) if known else "; run `fplake register-demo` first")
+        # no close id, but a close display name: say so
+        by_name = [(u, difflib.get_close_matches(u, names or [], n=1)) for u in unknown
+                   if not difflib.get_close_matches(u, known, n=1)]
+        name_hints = [f"{u!r}: did you mean display name {c[0]!r}?" for u, c in by_name if c]
+        if name_hints:
+            msg += f" ({'; '.join(name_hints)})"
         super().__init__(msg)
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+def match_ids(idents: list[str], items: list, model_id=lambda r: r.model_id,
+              display_name=lambda r: r.display_name) -> list:
+    """``items`` for ``idents`` (by model id, else by unique display name), in order.
+
+    Raises :class:`UnknownModelError` (with "did you mean" on ids and display names).
+    """
+    by_id = {model_id(r): r for r in items}
+    by_name: dict[str, list] = {}
+    for r in items:
+        by_name.setdefault(display_name(r), []).append(r)
+    out, unknown = [], []
+    for i in idents:
+        if i in by_id:
+            out.append(by_id[i])
+        elif len(by_name.get(i, [])) == 1:
+            out.append(by_name[i][0])
+        else:
+            unknown.append(i)
+    if unknown:
+        names = sorted(n for n, rs in by_name.items() if len(rs) == 1 and n not in by_id)
+        raise UnknownModelError(unknown, sorted(by_id, key=lambda s: (len(s), s)), names)
+    return out
 
 
 class RegistryPermissionError(FingerprintLakeError, PermissionError):
@@ -99,22 +129,7 @@ def list_models(lake: Lake) -> list[ModelRecord]:
 
 def resolve_models(lake: Lake, ids: list[str]) -> list[ModelRecord]:
     """Registry records for ``ids`` (by model_id, else by unique display name), in order."""
-    records = list_models(lake)
-    by_id = {r.model_id: r for r in records}
-    by_name: dict[str, list[ModelRecord]] = {}
-    for r in records:
-        by_name.setdefault(r.display_name, []).append(r)
-    out, unknown = [], []
-    for i in ids:
-        if i in by_id:
-            out.append(by_id[i])
-        elif len(by_name.get(i, [])) == 1:
-            out.append(by_name[i][0])
-        else:
-            unknown.append(i)
-    if unknown:
-        raise UnknownModelError(unknown, sorted(by_id, key=lambda s: (len(s), s)))
-    return out
+    return match_ids(ids, list_models(lake))
 
 
 def zoo_records(manifest: dict) -> list[ModelRecord]:
