@@ -92,11 +92,7 @@ def load_system_tables() -> dict[str, TableSpec]:
     import importlib
 
     for mod in SYSTEM_TABLE_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not mod.startswith(exc.name):  # an import error inside, not a missing system
-                raise
+        importlib.import_module(mod)
     return TABLES
 
 

@@ -69,7 +69,8 @@ def demo_flow(profile: str = "full", recompute: bool = False, analytics: bool = 
     """Zoo -> fingerprints -> configs -> memorization -> marts -> dashboards, reusing what is stored."""
     from flows.config_flow import config_flow
     from flows.fingerprint_flow import fingerprint_flow
-    from flows.report_flow import config_report_flow, report_flow
+    from flows.memorization_flow import demo_memorization
+    from flows.report_flow import config_report_flow, memorization_report_flow, report_flow
 
     say = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
@@ -84,13 +85,8 @@ def demo_flow(profile: str = "full", recompute: bool = False, analytics: bool = 
     say("== 3/5 configs (zoo, the transformers catalogue, the Hub lineage sample)")
     out.configs = config_flow(sources=["registry", "catalogue", "lineage"], settings=settings)
     say("== 4/5 memorization")
-    try:
-        from flows.memorization_flow import demo_memorization
-    except ImportError:  # the memorization system is optional in this flow's imports
-        demo_memorization = None
-    if demo_memorization is not None:
-        out.memorization = demo_memorization(profile=profile, settings=settings, progress=progress,
-                                             use_existing=not recompute)
+    out.memorization = demo_memorization(profile=profile, settings=settings, progress=progress,
+                                         use_existing=not recompute)
     if analytics:
         say("== 5/5 dbt build + dashboards")
         inst = config.instances()
@@ -101,10 +97,7 @@ def demo_flow(profile: str = "full", recompute: bool = False, analytics: bool = 
                          settings=settings, run_dbt_build=False, print_summary=False)
         out.dashboards = {"input_output": io["dashboard"], "weight_spectrum": ws["dashboard"]}
         out.dashboards["configs"] = config_report_flow(settings=settings, run_dbt_build=False)["dashboard"]
-        if out.memorization is not None:
-            from flows.report_flow import memorization_report_flow
-
-            out.dashboards["memorization"] = memorization_report_flow(settings=settings,
-                                                                      run_dbt_build=False)["dashboard"]
+        out.dashboards["memorization"] = memorization_report_flow(settings=settings,
+                                                                  run_dbt_build=False)["dashboard"]
     out.seconds = round(time.perf_counter() - t0, 1)
     return out
