@@ -70,6 +70,9 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
     ], ("model_id",), description="one row per registered model"),
     _spec("model_edges", [("parent_id", _STR), ("child_id", _STR), ("relation", _STR)],
           ("parent_id", "child_id", "relation"), description="one row per parent -> child edge"),
+    _spec("model_siblings", [("model_a", _STR), ("model_b", _STR), ("note", _STR)], ("model_a", "model_b"),
+          description="one row per unordered pair of same-recipe models that are NOT derived from each other "
+                      "(model_a < model_b): the hardest negatives, reported apart from other unrelated pairs"),
     _spec("fingerprints", [
         ("model_id", _STR), ("method", _STR), ("config_hash", _STR), ("config_json", _STR),
         ("vector", pa.list_(_F)), ("dim", pa.int32()), ("device", _STR), ("dtype", _STR),
@@ -84,7 +87,9 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
 ]}
 
 
-SYSTEM_TABLE_MODULES = ("fingerprinting.configs.tables", "fingerprinting.memorization.tables")
+SYSTEM_TABLE_MODULES = ("fingerprinting.configs.tables", "fingerprinting.memorization.tables",
+                        "fingerprinting.provenance.tables", "fingerprinting.provenance.lineage_tables",
+                        "fingerprinting.scale.tables")
 
 
 def load_system_tables() -> dict[str, TableSpec]:

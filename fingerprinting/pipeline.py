@@ -17,7 +17,6 @@ from fingerprinting.loading import load_model
 from fingerprinting.methods import Fingerprint, FingerprintMethod
 from fingerprinting.metrics import (
     METRICS,
-    iter_pairwise_blocks,
     pairwise_matrix,
     stack_fingerprints,
 )
@@ -66,38 +65,73 @@ def existing_fingerprints(lake: Lake, method: str, config_hash: str) -> dict[str
 
 
 def compute_similarities(lake: Lake, method: str, config_hash: str, metrics: list[str],
-                         device: str = "cpu") -> dict[str, int]:
-    """All pairs among every fingerprint stored for (method, config_hash), one file per metric.
+                         device: str = "cpu", *, scale_threshold: int | None = None, neighbors_k: int = 10,
+                         ann_threshold: int | None = None, run_id: str | None = None,
+                         progress: bool = False) -> dict[str, int]:
+    """Similarities among every fingerprint stored for (method, config_hash), per metric.
 
-    Each metric's complete pair set replaces the rows of its experiment key in
-    one commit, so a rerun (or a run that adds models) never duplicates rows.
+    Up to ``scale_threshold`` models (default: env ``FPLAKE_SCALE_THRESHOLD``, else
+    5,000) every pair lands in ``similarities`` as before. Above it only the
+    intrafamily pairs do; the exact family-pair and type-pair statistics (count,
+    min, max, mean, variance, quantile sketch) are accumulated inside the tiled
+    kernel and land in ``similarity_aggregates`` (``fingerprinting.scale``), so
+    nothing of size N^2 is stored or held. Both ways the top-``neighbors_k``
+    neighbours of every model land in ``similarity_neighbors``: exact, from the
+    same tiles, or from an approximate faiss index from ``ann_threshold`` models
+    on (default: env ``FPLAKE_ANN_THRESHOLD``, else 100,000). Family and type come
+    from the lake's ``models`` table. Each table's rows of the experiment key are
+    replaced in one commit, so a rerun (or a run that adds models) never
+    duplicates, and an experiment back below the threshold loses its aggregates.
+    Returns the number of pairs stored per metric.
     """
-    fps = existing_fingerprints(lake, method, config_hash)
-    ids = sorted(fps)
+    import os
+    import uuid
+
+    import pyarrow as pa
+
+    from fingerprinting.scale import tables as st
+    from fingerprinting.scale.aggregates import DEFAULT_BINS, sweep
+    from fingerprinting.scale.ann import ANN_THRESHOLD, approximate_topk
+
+    if scale_threshold is None:
+        scale_threshold = int(os.environ.get("FPLAKE_SCALE_THRESHOLD") or 5000)
+    if ann_threshold is None:
+        ann_threshold = int(os.environ.get("FPLAKE_ANN_THRESHOLD") or ANN_THRESHOLD)
+    run_id = run_id or uuid.uuid4().hex
+    ids, X = st.load_fingerprint_matrix(lake, method, config_hash)
+    n = len(ids)
+    at_scale = n > scale_threshold
+    use_ann = neighbors_k > 0 and n >= ann_threshold
+    if at_scale:
+        info = lake.read("models", columns=["model_id", "family", "model_type"]).to_pylist()
+        fam, fam_names = st.group_codes(ids, {r["model_id"]: r["family"] for r in info})
+        typ, type_names = st.group_codes(ids, {r["model_id"]: r["model_type"] for r in info})
     counts = {}
-    X = stack_fingerprints([np.asarray(fps[i]["vector"]) for i in ids]) if ids else np.zeros((0, 1))
-    id_arr = np.array(ids, dtype=object)
     for metric in metrics:
-        a_parts, b_parts, s_parts = [], [], []
-        for i0, j0, blk in iter_pairwise_blocks(X, metric, device=device):
-            ii, jj = np.indices(blk.shape)
-            ii, jj = ii + i0, jj + j0
-            keep = jj > ii
-            # ids are sorted, so index order is string order: model_a < model_b
-            a_parts.append(id_arr[ii[keep]])
-            b_parts.append(id_arr[jj[keep]])
-            s_parts.append(blk[keep])
-        n = int(sum(len(s) for s in s_parts))
-        table = pa.table({
-            "model_a": pa.array(np.concatenate(a_parts) if n else [], pa.string()),
-            "model_b": pa.array(np.concatenate(b_parts) if n else [], pa.string()),
-            "method": pa.array([method] * n, pa.string()),
-            "metric": pa.array([metric] * n, pa.string()),
-            "config_hash": pa.array([config_hash] * n, pa.string()),
-            "similarity": pa.array(np.concatenate(s_parts) if n else [], pa.float64()),
-        })
-        lake.replace("similarities", table, {"method": method, "metric": metric, "config_hash": config_hash})
-        counts[metric] = n
+        key = {"method": method, "metric": metric, "config_hash": config_hash}
+        k = 0 if use_ann else neighbors_k
+        if at_scale:
+            res = sweep(X, metric, groups=fam, n_groups=len(fam_names), k=k, pairs="intra", device=device,
+                        progress=progress)
+        else:
+            res = sweep(X, metric, k=k, pairs="all", device=device, progress=progress)
+        i, j, v = res.pairs
+        lake.replace("similarities", st.pairs_table(i, j, v, ids, **key), key)
+        nb = res.neighbors
+        if use_ann:
+            nb = approximate_topk(X, metric, neighbors_k, threshold=ann_threshold, device=device, progress=progress)
+        nb_rows = st.neighbors_table(nb, ids, **key, run_id=run_id) if nb is not None else None
+        agg_rows = None
+        if at_scale:
+            m = METRICS.get(metric)
+            common = {**key, "population_size": n, "run_id": run_id}
+            tp, n_fams = st.type_pair_aggregates(i, j, v, typ, fam, len(type_names), m.lower, m.upper, DEFAULT_BINS)
+            agg_rows = pa.concat_tables([
+                st.aggregates_table(res.aggregates, fam_names, grouping="family", **common),
+                st.aggregates_table(tp, type_names, grouping="type", n_families=n_fams, **common),
+            ])
+        st.write_experiment(lake, key, agg_rows, nb_rows)
+        counts[metric] = len(v)
     return counts
 
 

@@ -36,7 +36,8 @@ from fingerprinting.registry import (
 )
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-COMBINED_SCORE_NOTE = "combined score and verdict: not available yet (a later part of issue 14)"
+COMBINED_SCORE_NOTE = ("combined verdict: no fit in this lake yet; run `fplake provenance fit` "
+                       "(needs fingerprints of at least 3 families)")
 
 
 class RegistrationError(FingerprintLakeError, ValueError):
@@ -431,10 +432,23 @@ def compare_models(lake: Lake, a: str, b: str, method: str | None = None, metric
     con.close()
     sims = [{"method": r["method"], "metric": r["metric"], "config_hash": r["config_hash"],
              "similarity": r["similarity"]} for r in rows]
+    combined, note = None, COMBINED_SCORE_NOTE
+    from fingerprinting.provenance.verdict import NoVerdictModelError, ProvenanceError, verdict
+
+    try:
+        v = verdict(lake, ma["model_id"], mb["model_id"])
+        combined = {k: v[k] for k in ("related", "score", "threshold", "logit", "evidence") if k in v}
+        note = (f"combined verdict: {'RELATED' if v['related'] else 'unrelated'} (score {v['score']:.4f}, "
+                f"threshold {v['threshold']:.4f} for {v.get('target_fpr', 0.01):.0%} FPR; "
+                "`fplake verdict` shows the per-method evidence)")
+    except NoVerdictModelError:
+        pass
+    except ProvenanceError as exc:  # e.g. no fingerprints of the verdict's features for this pair
+        note = f"combined verdict: not available for this pair ({exc})"
     return {"a": ma, "b": mb, "similarities": sims,
             "same_family": ma["family"] == mb["family"],
             "lineage": lineage_relation(edges, ma["model_id"], mb["model_id"]),
-            "combined": None, "combined_note": COMBINED_SCORE_NOTE}
+            "combined": combined, "combined_note": note}
 
 
 def similarity_pairs(lake: Lake, models: list[str] | None = None, method: str | None = None,
@@ -520,3 +534,114 @@ def find_similar(lake: Lake, ident: str, method: str | None = None, metric: str 
             n["rank"] = rank
         out.append({"method": m, "metric": mt, "config_hash": cfg, "neighbors": ns})
     return {"model": ref, "groups": out}
+
+
+# ------------------------------------------------------------------ registry browser (read-only helpers)
+BROWSE_TABLES = ("models", "model_edges", "fingerprints", "similarities", "model_configs")
+_SNAPSHOT_TABLES = ("models", "model_edges")  # small: copied once into memory, so every open is cheap
+
+
+def connect_tables(lake: Lake, tables: tuple[str, ...] = BROWSE_TABLES):
+    """A read-only view of just ``tables`` (those that exist): cheaper to open than :func:`connect`.
+
+    ``models`` and ``model_edges`` are copied into memory once (a snapshot for a browsing
+    session); the others stay views over the lake (``delta_scan``).
+    """
+    from fingerprinting.lake import duckdb_connect
+
+    load_system_tables()
+    con = duckdb_connect(None if lake.is_local else lake.storage_options)
+    for name in tables:
+        if lake.exists(name):
+            kind = "table" if name in _SNAPSHOT_TABLES else "view"
+            con.execute(f"create or replace {kind} {name} as select * from delta_scan('{lake.uri(name)}')")
+    return con
+
+
+def browse_index(con) -> list[dict]:
+    """One light row per registered model (counts of fingerprints, parents, children), in one query.
+
+    ``source_kind`` is ``hub`` (hf://), ``gguf``, ``s3`` or ``folder``.
+    """
+    tables = _tables(con)
+    if "models" not in tables:
+        return []
+    fp = ("left join (select model_id, count(*) as n from fingerprints group by 1) f using (model_id)"
+          if "fingerprints" in tables else "left join (select null::varchar as model_id, 0 as n) f using (model_id)")
+    if "model_edges" in tables:
+        edges = ("left join (select child_id as model_id, count(*) as n from model_edges group by 1) p using (model_id) "
+                 "left join (select parent_id as model_id, count(*) as n from model_edges group by 1) c using (model_id)")
+    else:
+        edges = ("left join (select null::varchar as model_id, 0 as n) p using (model_id) "
+                 "left join (select null::varchar as model_id, 0 as n) c using (model_id)")
+    return _rows(con, f"""
+        select m.model_id, m.display_name, m.family, m.model_type, m.source, coalesce(m.arch, '') as arch,
+               case when m.source like 'hf://%' then 'hub' when lower(m.source) like '%.gguf' then 'gguf'
+                    when m.source like 's3://%' then 's3' else 'folder' end as source_kind,
+               coalesce(f.n, 0) as fingerprints, coalesce(p.n, 0) as parents, coalesce(c.n, 0) as children
+        from models m {fp} {edges}
+        order by m.family, m.model_id""")
+
+
+def model_neighbors(con, model_id: str, k: int = 5) -> list[dict]:
+    """The ``k`` most similar models to ``model_id`` per method x metric x config_hash (one query)."""
+    if "similarities" not in _tables(con):
+        return []
+    return _rows(con, """
+        with p as (
+            select method, metric, config_hash, similarity,
+                   case when model_a = $1 then model_b else model_a end as model_id
+            from similarities where (model_a = $1 or model_b = $1) and model_a <> model_b
+        )
+        select method, metric, config_hash, model_id, similarity,
+               row_number() over (partition by method, metric, config_hash
+                                  order by similarity desc, model_id) as rank
+        from p qualify rank <= $2
+        order by method, metric, config_hash, rank""", [model_id, int(k)])
+
+
+def model_detail(con, model_id: str, k: int = 5, max_children: int = 50) -> dict:
+    """Everything the browser shows for one registered model, read over ``con`` (no model is loaded).
+
+    ``{"model", "parents", "children", "n_children", "ancestors", "fingerprints", "neighbors", "config"}``;
+    ``ancestors`` are breadth-first with depth and the relations on the way down; each neighbour
+    carries family, display name and its lineage relation to the model.
+    """
+    models = {m["model_id"]: m for m in _models(con)}
+    if model_id not in models:
+        resolve_ids(con, [model_id], list(models.values()))  # raises with "did you mean"
+    m = models[model_id]
+    edges = _edges(con)
+    graph = _graph(edges)
+    up, down = graph
+
+    def named(mid: str, **extra) -> dict:
+        o = models.get(mid, {})
+        return {"model_id": mid, "display_name": o.get("display_name", mid), "family": o.get("family"), **extra}
+
+    parents = [named(p, relation=r) for p, r in sorted(up.get(model_id, []))]
+    kids = sorted(down.get(model_id, []))
+    ancestors = [named(a, depth=d, derivation="/".join(reversed(rels)))
+                 for a, (d, rels) in sorted(_ancestors(up, model_id).items(), key=lambda t: (t[1][0], t[0]))]
+    tables = _tables(con)
+    fingerprints = []
+    if "fingerprints" in tables:
+        fingerprints = _rows(con, "select method, config_hash, dim, device, dtype, seconds, created_at "
+                                  "from fingerprints where model_id = ? order by method, config_hash", [model_id])
+    neighbors = []
+    for r in model_neighbors(con, model_id, k):
+        lin = lineage_relation(edges, model_id, r["model_id"], graph)
+        o = models.get(r["model_id"], {})
+        relation = lin["relation"] if lin else ("same_family" if o.get("family") == m["family"] else None)
+        neighbors.append({**r, **named(r["model_id"]), "model_type": o.get("model_type"), "relation": relation})
+    config = None
+    if "model_configs" in tables:
+        from fingerprinting.configs.features import FEATURES
+
+        cols = [c[0] for c in con.execute("describe model_configs").fetchall()]
+        keep = [c for c in [*FEATURES, "quant_method"] if c in cols]
+        rows = _rows(con, f"select {', '.join(keep)} from model_configs where model_id = ?", [model_id]) if keep else []
+        config = {c: v for c, v in rows[0].items() if v is not None} if rows else None
+    return {"model": m, "parents": parents, "children": [named(c, relation=r) for c, r in kids[:max_children]],
+            "n_children": len(kids), "ancestors": ancestors, "fingerprints": fingerprints,
+            "neighbors": neighbors, "config": config}

@@ -117,6 +117,20 @@ def register_models(lake: Lake, records: list[ModelRecord]) -> int:
     return len(records)
 
 
+def register_siblings(lake: Lake, pairs: list[tuple[str, str]], note: str = "") -> int:
+    """Record same-recipe pairs that are NOT derived from each other (hardest negatives).
+
+    Siblings are not lineage: they never enter ``model_edges``; marts report them as
+    ``relation = 'sibling'`` among the unrelated pairs. Idempotent (merge on the ordered pair).
+    """
+    rows = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+    if not rows:
+        return 0
+    lake.merge("model_siblings", pa.table({"model_a": [a for a, _ in rows], "model_b": [b for _, b in rows],
+                                           "note": [note] * len(rows)}))
+    return len(rows)
+
+
 def list_models(lake: Lake) -> list[ModelRecord]:
     models = lake.read("models").to_pylist()
     edges = lake.read("model_edges").to_pylist()

@@ -90,12 +90,14 @@ def print_separation(settings, config, summary) -> None:
 
 def cmd_demo(args) -> int:
     from flows.demo_flow import demo_flow
+    from flows.task_runners import flow_runner_kwargs, options_from_args
 
     settings = _settings(args)
+    runner = options_from_args(args)  # a bad option or unreachable scheduler: one line, before any work
     if not args.skip_analytics:
         _warehouse_free(settings)
     out = demo_flow(profile=args.profile, recompute=args.recompute, analytics=not args.skip_analytics,
-                    progress=not args.no_progress, settings=settings)
+                    progress=not args.no_progress, settings=settings, **flow_runner_kwargs(runner))
     fp = out.fingerprints
     print(f"   fingerprints: computed {len(fp.computed)}, reused {len(fp.reused)}, failed {len(fp.failures)} "
           f"in {fp.seconds} s")
@@ -153,6 +155,10 @@ def cmd_status(args) -> int:
 def _registry(args) -> int:
     from flows.registry_cli import cmd_sync
 
+    if args.reg_cmd == "browse":
+        from flows.browse_cli import cmd_browse
+
+        return cmd_browse(args)
     return cmd_sync(args) if args.reg_cmd == "sync" else cmd_init_global(args)
 
 
@@ -294,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recompute", action="store_true", help="ignore stored fingerprints")
     d.add_argument("--skip-analytics", action="store_true", help="stop after the lake (no dbt, no report)")
     d.add_argument("--no-progress", action="store_true")
+    from flows.task_runners import add_runner_arguments
+
+    add_runner_arguments(d)
     z = sub.add_parser("build-zoo", parents=[common], help="build or reuse the cached demo zoo")
     z.add_argument("--profile", default="full", choices=["full", "tiny"])
     z.add_argument("--force", action="store_true")
@@ -307,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.registry_cli import add_sync_parser
 
     add_sync_parser(gs, common)
+    from flows.browse_cli import add_browse_parser
+
+    add_browse_parser(gs, common)
     sub.add_parser("status", parents=[common], help="which lake, and rows / files / version of every table")
     lk = sub.add_parser("lake", parents=[common], help="lake tables: history, time travel, optimize, migrate")
     lks = lk.add_subparsers(dest="lake_cmd", required=True)
@@ -376,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.lookup_cli import add_lookup_parser
 
     add_lookup_parser(sub, common)
+    from flows.verdict_cli import add_verdict_parser
+
+    add_verdict_parser(sub, common)
+    from flows.real_zoo_cli import add_real_zoo_parser
+
+    add_real_zoo_parser(sub, common)
     db = sub.add_parser("dbt", parents=[common], help="run dbt on the project with the lake/warehouse settings exported")
     db.add_argument("dbt_args", nargs=argparse.REMAINDER, help="e.g. build, test, docs generate")
     return p
@@ -408,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     from flows.lookup_cli import HANDLERS as LOOKUP_HANDLERS
 
     handlers.update(LOOKUP_HANDLERS)
+    from flows.verdict_cli import HANDLERS as VERDICT_HANDLERS
+
+    handlers.update(VERDICT_HANDLERS)
+    from flows.real_zoo_cli import HANDLERS as REAL_ZOO_HANDLERS
+
+    handlers.update(REAL_ZOO_HANDLERS)
     try:
         return int(handlers[args.cmd](args) or 0)
     except (FingerprintLakeError, FileNotFoundError) as exc:

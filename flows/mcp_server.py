@@ -7,11 +7,33 @@ Built on the official ``mcp`` Python SDK (:class:`mcp.server.mcpserver.MCPServer
 stdio is the default transport; ``http`` serves streamable HTTP on the loopback
 interface (127.0.0.1) unless ``--host`` says otherwise.
 
-Every tool only reads the lake (no model is loaded, no checkpoint code runs,
-nothing is written). Arguments are typed and validated by the SDK (pydantic):
-a wrong type or a negative limit comes back as an MCP tool error
-(``is_error``) and the server keeps serving; so does any failure inside a tool
-(unknown model, unknown method, refused query), with one clear message.
+The read tools only read the lake (no model is loaded, nothing is written).
+Three tools load checkpoints or write, and only into the lake (or the guarded
+global registry):
+
+* ``add_model``: check a local folder / ``*.gguf`` with
+  :func:`fingerprinting.queries.check_model_source` (headers only, no model is
+  loaded), then register it in the local lake; ``registry="global"`` writes the
+  global registry and needs ``admin_token`` (checked first, constant time; the
+  server's own ``FPLAKE_ADMIN_TOKEN`` is deliberately not used, so starting a
+  server never hands global write rights to every client);
+* ``generate_fingerprint``: fingerprint a registered model with a method, store
+  it, and recompute that method config's similarities (by default for every
+  metric already stored for it, so all its metrics stay on one model set);
+* ``lookup_model``: :func:`fingerprinting.lookup.lookup_model` on an unregistered
+  path; nothing is written unless ``register=true``.
+
+The two that load a model run one at a time in a worker thread with a deadline
+(``timeout_s``); ``trust_remote_code`` stays off and pickle checkpoints are
+refused (:mod:`fingerprinting.loading`). A job past its deadline is abandoned:
+the call returns a tool error at once and the lake refuses that job's writes
+from then on (a Delta commit already under way completes atomically); until the
+abandoned thread ends, other model-loading calls are answered "busy".
+
+Arguments are typed and validated by the SDK (pydantic): a wrong type or a
+negative limit comes back as an MCP tool error (``is_error``) and the server
+keeps serving; so does any failure inside a tool (unknown model, unknown
+method, refused query, a path that holds no model), with one clear message.
 
 ``query`` runs one read-only DuckDB ``SELECT`` / ``WITH`` over the warehouse
 (when its file exists) or the lake's tables as views. It is guarded in layers:
@@ -30,21 +52,23 @@ a wrong type or a negative limit comes back as an MCP tool error
    through cannot read or write files outside the lake, or undo the settings);
    the warehouse is opened read-only.
 
-Not here yet (issue 14 item 5): ``add_model``, ``generate_fingerprint`` and
-``lookup_model`` (they touch checkpoints / the global registry).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import os
 import platform
 import re
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -53,6 +77,8 @@ from fingerprinting.errors import FingerprintLakeError
 MAX_QUERY_ROWS = 10_000
 RECITATION_THRESHOLD = 6
 DEFAULT_HTTP_PORT = 8765
+DEFAULT_JOB_TIMEOUT_S = 600.0
+MAX_JOB_TIMEOUT_S = 3600.0
 
 # ------------------------------------------------------------------ the read-only query guard
 FORBIDDEN_KEYWORDS = ("COPY", "ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "SET", "RESET", "EXPORT", "IMPORT",
@@ -258,6 +284,18 @@ def _tool_errors(fn):
     """Every failure in a tool becomes one clear MCP tool error (``is_error``), never a crash."""
     from mcp.server.mcpserver.exceptions import ToolError
 
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def awrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except ToolError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the server must keep serving
+                raise ToolError(_message(exc)) from exc
+
+        return awrapper
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -310,13 +348,187 @@ def hardware_profile_info() -> dict:
     return info
 
 
+# ------------------------------------------------------------------ model-loading jobs
+class JobAbandoned(FingerprintLakeError):
+    """A write from a job that ran past its deadline (the lake refuses it)."""
+
+
+def guarded_lake(root: str, cancelled: threading.Event):
+    """A :class:`~fingerprinting.lake.Lake` whose writes fail once ``cancelled`` is set."""
+    from fingerprinting.lake import Lake
+
+    class _GuardedLake(Lake):
+        def _check(self, table: str) -> None:
+            if cancelled.is_set():
+                raise JobAbandoned(f"write to {table!r} refused: the job ran past its deadline and was abandoned")
+
+        def append(self, table, rows):
+            self._check(table)
+            return super().append(table, rows)
+
+        def append_stream(self, table, batches):
+            self._check(table)
+            return super().append_stream(table, batches)
+
+        def merge(self, table, rows):
+            self._check(table)
+            return super().merge(table, rows)
+
+        def replace(self, table, rows, where):
+            self._check(table)
+            return super().replace(table, rows, where)
+
+        def overwrite(self, table, rows):
+            self._check(table)
+            return super().overwrite(table, rows)
+
+        def delete(self, table, where=None):
+            self._check(table)
+            return super().delete(table, where)
+
+    return _GuardedLake(root)
+
+
+class JobRunner:
+    """Runs one model-loading job at a time in a daemon worker thread, with a deadline.
+
+    :meth:`run` waits at most ``timeout_s``; past it the job is abandoned: its
+    ``cancelled`` event is set (a :func:`guarded_lake` then refuses its writes)
+    and a ``ToolError`` is raised. The thread cannot be killed, so until it ends
+    every other job is refused as busy.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._current: tuple[str, float] | None = None
+
+    async def run(self, what: str, timeout_s: float, fn: Callable[[threading.Event], Any]) -> Any:
+        import anyio.to_thread
+
+        if not self._lock.acquire(blocking=False):
+            name, t0 = self._current or ("another job", time.monotonic())
+            raise ToolErr(f"busy: {name} (started {time.monotonic() - t0:.0f} s ago) is still running; one "
+                          "model-loading job runs at a time, retry later")
+        cancelled, done = threading.Event(), threading.Event()
+        box: dict[str, Any] = {}
+        self._current = (what, time.monotonic())
+
+        def job() -> None:
+            try:
+                box["result"] = fn(cancelled)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller (or dropped if abandoned)
+                box["error"] = exc
+            finally:
+                self._current = None
+                self._lock.release()
+                done.set()
+
+        try:
+            threading.Thread(target=job, name=f"mcp-job: {what}", daemon=True).start()
+        except BaseException:
+            self._current = None
+            self._lock.release()
+            raise
+        finished = await anyio.to_thread.run_sync(done.wait, timeout_s)
+        if not finished:
+            cancelled.set()
+            raise ToolErr(f"{what} timed out after {timeout_s:g} s and was abandoned; nothing more will be "
+                          "written by it (pass a larger timeout_s)")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+
+def default_method_args(lake, method: str) -> tuple[dict, str]:
+    """Args for ``method``: the stored config with the most fingerprints, else the demo's, else defaults."""
+    from fingerprinting.lookup import ModelLookupError, stored_method_configs
+
+    try:
+        entry = stored_method_configs(lake, [method])[method]
+        if entry["args"] is not None:
+            return entry["args"], f"the stored config with the most fingerprints ({entry['config_hash']})"
+    except ModelLookupError:
+        pass
+    from flows.demo_flow import DEMO_METHODS
+
+    if method in DEMO_METHODS:
+        return dict(DEMO_METHODS[method]), "the demo's config (no fingerprint of this method is stored)"
+    return {}, "the method's defaults"
+
+
+def fingerprint_registered(lake, model_id: str, method: str, args: dict | None = None,
+                           metrics: list[str] | None = None, device: str = "cpu", recompute: bool = False) -> dict:
+    """Fingerprint one registered model with ``method`` (never trusting remote code), store it, update pairs.
+
+    ``metrics`` None: recompute the pairs of every metric already stored for this method config
+    (``cosine`` when there is none), so all of them stay on one model set; ``[]``: none.
+    """
+    from fingerprinting import pipeline
+    from fingerprinting import queries as q
+    from fingerprinting.methods import make_method
+    from fingerprinting.metrics import METRICS
+    from fingerprinting.registry import ModelRecord
+
+    q.validate_method(method)
+    for m in metrics or []:
+        METRICS.get(m)
+    con = q.connect(lake)
+    rec = q.resolve_ids(con, [model_id])[0]
+    con.close()
+    note = "the args given"
+    if args is None:
+        args, note = default_method_args(lake, method)
+    meth = make_method(method, args)
+    existing = None
+    if lake.exists("fingerprints"):
+        stored = lake.read("fingerprints", columns=["dim", "device", "seconds"],
+                           filters={"model_id": rec["model_id"], "method": method, "config_hash": meth.config_hash})
+        existing = stored.to_pylist()[0] if stored.num_rows else None
+    out = {"model_id": rec["model_id"], "method": method, "config_hash": meth.config_hash, "args": args,
+           "args_from": note, "reused": False, "written": 0, "similarities": {}}
+    if existing is not None and not recompute:
+        out.update(reused=True, dim=existing["dim"], device=existing["device"], seconds=existing["seconds"])
+    else:
+        record = ModelRecord(rec["model_id"], rec["source"], rec["family"], rec["model_type"],
+                             rec["display_name"], rec.get("arch") or "")
+        fp = pipeline.fingerprint_model(record, [meth], device=device, trust_remote_code=False)[0]
+        out["written"] = pipeline.write_fingerprints(lake, pipeline.fingerprint_table([fp], f"mcp-{int(time.time())}"))
+        out.update(dim=fp.dim, device=str(fp.provenance.get("device", device)),
+                   seconds=float(fp.provenance.get("seconds", 0.0)))
+    if metrics is None:
+        con = q.connect(lake)
+        metrics = []
+        if "similarities" in q._tables(con):
+            metrics = [r[0] for r in con.execute("select distinct metric from similarities where method = ? and "
+                                                 "config_hash = ? order by 1", [method, meth.config_hash]).fetchall()]
+        con.close()
+        metrics = metrics or ["cosine"]
+    if metrics:
+        out["similarities"] = pipeline.compute_similarities(lake, method, meth.config_hash, metrics, device="cpu")
+    return out
+
+
+def _check_device(device: str) -> str:
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+        raise ValueError(f"device {device!r}: expected cpu, auto, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available on the machine serving this")
+    return device
+
+
 ModelId = Annotated[str, Field(min_length=1, description="model id, or a unique display name")]
 Method = Annotated[str | None, Field(description="fingerprint method (e.g. input_output, weight); none = every method")]
+Timeout = Annotated[float, Field(gt=0, le=MAX_JOB_TIMEOUT_S, description=(
+    f"seconds to wait for the model work (0 < t <= {MAX_JOB_TIMEOUT_S:g}); past it the job is abandoned and "
+    "writes nothing more"))]
 Metric = Annotated[str | None, Field(description="similarity metric (e.g. cosine, l1); none = every metric")]
 
 
 def build_server(settings=None):
-    """The MCP server with every read tool bound to ``settings``' lake and warehouse."""
+    """The MCP server with every tool bound to ``settings``' lake, warehouse and global registry."""
     from mcp.server.mcpserver import MCPServer
 
     from fingerprinting import queries as q
@@ -332,9 +544,12 @@ def build_server(settings=None):
 
     server = MCPServer(
         "fingerprint-lake",
-        instructions=("Read-only tools over a Fingerprint Lake: registered models, their lineage, fingerprint "
-                      "similarities, config neighbours and memorization summaries. Model ids also accept a unique "
-                      "display name. No tool loads a model or writes anything."))
+        instructions=("Tools over a Fingerprint Lake: registered models, their lineage, fingerprint similarities, "
+                      "config neighbours and memorization summaries (read-only), plus add_model, "
+                      "generate_fingerprint and lookup_model, which read checkpoints and write only into the lake "
+                      "(lookup_model only with register=true). Model ids also accept a unique display name. "
+                      "To ask whether a model is derived from a registered one: lookup_model on its path, or "
+                      "find_similar_models / compare_models on a registered id."))
 
     def tool(fn):
         return server.tool()(_tool_errors(fn))
@@ -487,6 +702,107 @@ def build_server(settings=None):
     def hardware_profile() -> dict:
         """CPU count, memory, torch version and CUDA devices of the machine serving this (no model is loaded)."""
         return hardware_profile_info()
+
+    jobs = JobRunner()
+
+    @tool
+    def add_model(path: Annotated[str, Field(min_length=1, description=(
+                      "model on the server's machine: a folder with config.json + *.safetensors, or a *.gguf "
+                      "file (hf://org/name is accepted as-is and checked when fingerprinted)"))],
+                  family: Annotated[str, Field(min_length=1, description="model family, e.g. llama")],
+                  model_type: Annotated[str, Field(min_length=1, description="how it was made: base, finetune, "
+                                                                               "quantized, ...")],
+                  parents: Annotated[list[str] | None, Field(
+                      max_length=100, description="registered parents as 'ID:RELATION' (relation: finetune, "
+                                                  "quantized, distilled, merge, pruned, adapter)")] = None,
+                  display_name: Annotated[str | None, Field(min_length=1, description="name shown in reports "
+                                                                                      "(default: the model id)")] = None,
+                  model_id: Annotated[str | None, Field(min_length=1, description=(
+                      "registry id (default: the folder / file name)"))] = None,
+                  registry: Annotated[Literal["local", "global"], Field(description=(
+                      "'local' = this server's lake; 'global' = the shared registry (needs admin_token)"))] = "local",
+                  admin_token: Annotated[str | None, Field(description=(
+                      "the global registry's admin token (required for registry='global')"))] = None) -> dict:
+        """Register a model after checking its files are loadable (headers only; no model code runs).
+
+        Writes the local lake, or the global registry when registry='global' and admin_token is right
+        (checked before anything else). Parents must already be registered in the same registry.
+        """
+        from fingerprinting.registry import GlobalRegistry, RegistryPermissionError
+
+        if registry == "global":
+            reg = GlobalRegistry(settings.global_registry)
+            if not admin_token:  # never fall back to the server's own FPLAKE_ADMIN_TOKEN
+                if reg._config() is None:
+                    reg.check_write("")  # raises: the registry is not initialised
+                raise RegistryPermissionError(
+                    "writing to the global registry needs its admin token: pass admin_token (the server's own "
+                    "FPLAKE_ADMIN_TOKEN is deliberately not used)")
+            reg.check_write(admin_token)
+            target, where = reg.lake, reg.location
+        else:
+            target, where = lake().init(), lake_root
+        res = q.register_model(target, path, family, model_type, parents=parents or [], display_name=display_name,
+                               model_id=model_id)
+        return {**res, "registry": registry, "location": where}
+
+    @tool
+    async def generate_fingerprint(
+            model_id: ModelId,
+            method: Annotated[str, Field(min_length=1, description="fingerprint method, e.g. weight_spectrum, "
+                                                                   "weight, input_output")],
+            args: Annotated[dict[str, Any] | None, Field(description=(
+                "method args; none = the stored config with the most fingerprints of this method (so the new "
+                "one is comparable), else the demo's"))] = None,
+            metrics: Annotated[list[str] | None, Field(max_length=20, description=(
+                "recompute this method config's pairs for these metrics; none = every metric already stored "
+                "for it (cosine when none), [] = none"))] = None,
+            recompute: Annotated[bool, Field(description="fingerprint again even when one is stored")] = False,
+            device: Annotated[str, Field(description="cpu, auto, cuda or cuda:N")] = "cpu",
+            timeout_s: Timeout = DEFAULT_JOB_TIMEOUT_S) -> dict:
+        """Fingerprint a registered model with a registered method and store it (trust_remote_code stays off).
+
+        Runs in a worker thread with a deadline; then the method config's similarities are recomputed
+        so find_similar_models / compare_models see the model.
+        """
+        q.validate_method(method)
+        _check_device(device)
+        what = f"generate_fingerprint {model_id!r} {method}"
+        return await jobs.run(what, timeout_s, lambda cancelled: fingerprint_registered(
+            guarded_lake(lake_root, cancelled), model_id, method, args=args, metrics=metrics, device=device,
+            recompute=recompute))
+
+    @tool
+    async def lookup_model(
+            path: Annotated[str, Field(min_length=1, description=(
+                "unregistered model on the server's machine: folder (config.json + *.safetensors) or *.gguf"))],
+            methods: Annotated[list[str] | None, Field(max_length=20, description=(
+                "only these methods; none = every method with stored fingerprints"))] = None,
+            metric: Annotated[str, Field(min_length=1, description="similarity metric for ranking")] = "cosine",
+            limit: Annotated[int, Field(ge=1, le=1000, description="at most this many candidates")] = 10,
+            register: Annotated[bool, Field(description=(
+                "also register the model and store its fingerprints (needs family and model_type)"))] = False,
+            family: Annotated[str | None, Field(min_length=1, description="family, with register")] = None,
+            model_type: Annotated[str | None, Field(min_length=1, description="model type, with register")] = None,
+            model_id: Annotated[str | None, Field(min_length=1, description="id to register under")] = None,
+            display_name: Annotated[str | None, Field(min_length=1, description="display name to register")] = None,
+            timeout_s: Timeout = DEFAULT_JOB_TIMEOUT_S) -> dict:
+        """Fingerprint an unregistered model and rank the registered ones as its likely relatives.
+
+        Combined score = mean over methods of the similarity rescaled to [0, 1]; per-method evidence and
+        config similarity come with each candidate. Nothing is written unless register=true.
+        """
+        from fingerprinting.lookup import lookup_model as _lookup
+        from fingerprinting.metrics import METRICS
+
+        METRICS.get(metric)
+        for m in methods or []:
+            q.validate_method(m)
+        q.check_model_source(path)  # a path that holds no model fails here, before any job starts
+        return await jobs.run(f"lookup_model {path!r}", timeout_s, lambda cancelled: _lookup(
+            guarded_lake(lake_root, cancelled), path, methods=methods, metric=metric, limit=limit, device="cpu",
+            register=register, family=family, model_type=model_type, model_id=model_id,
+            display_name=display_name))
 
     @tool
     def query(sql: Annotated[str, Field(min_length=1, description=(

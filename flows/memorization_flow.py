@@ -2,7 +2,9 @@
 
 Reads like a table of contents; the work lives in :mod:`fingerprinting.memorization`.
 One model failing (cannot load, cannot generate, corpus too short for its
-tokenizer) is reported in one line and the rest land.
+tokenizer) is reported in one line and the rest land. With a parallel task
+runner (:mod:`flows.task_runners`) each model's scoring, writing and fit run as
+one task on a worker.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fingerprinting.errors import FingerprintLakeError
 from fingerprinting.lake import Lake
 from fingerprinting.registry import ModelRecord, register_models, resolve_models
 from fingerprinting.settings import Settings, get_settings
+from flows.task_runners import apply_torch_threads, fan_out, runner_options, torch_threads
 
 
 @dataclass
@@ -67,6 +70,19 @@ def write_scores(lake_root: str, rows: dict) -> int:
     return rows["scores"].num_rows
 
 
+@task(task_run_name="score-and-write-{record.model_id}")
+def score_and_write(lake_root: str, record: ModelRecord, corpus_path: str, corpus: str, text_column: str,
+                    options: dict, device: str, run_id: str, fit: bool, recitation_threshold: int,
+                    torch_threads: int | None) -> dict:
+    """A worker's whole share for one model: score, merge its rows, fit its taxonomic model."""
+    apply_torch_threads(torch_threads)
+    rows = score_model(record, corpus_path, corpus, text_column, options, device, run_id, False)
+    n = write_scores(lake_root, rows)
+    note = fit_taxonomy(lake_root, record.model_id, corpus, 1024, recitation_threshold) if fit else ""
+    return {"samples": n, "memorized": int(sum(rows["scores"].column("memorized").to_pylist())),
+            "problems": rows["problems"], "note": note}
+
+
 @task
 def fit_taxonomy(lake_root: str, model_id: str, corpus: str, seed: int, recitation_threshold: int) -> str:
     """Fit the taxonomic model on everything stored for (model, corpus); replace its result rows."""
@@ -101,14 +117,19 @@ def memorization_flow(models: list[str], corpus_path: str, corpus: str | None = 
                       stride: int = 64, max_samples: int | None = None, mode: str = "stride", seed: int = 0,
                       batch_size: int = 32, recitation_threshold: int = 6, fit: bool = True,
                       use_existing: bool = False, settings: Settings | None = None,
-                      progress: bool = True) -> MemorizationRunSummary:
+                      progress: bool = True, task_runner: str = "sequential", dask_address: str | None = None,
+                      dask_workers: int | None = None,
+                      threads_per_worker: int | None = None) -> MemorizationRunSummary:
     """Score registered models on a corpus, land samples / scores / features, fit the taxonomic model.
 
     With ``use_existing`` a model that already has scores on this corpus is not loaded
     again (whatever sampling options produced them); its stored rows are reported.
+    ``task_runner`` ("sequential", "threads", "dask"): how the models fan out; the
+    lake and the summary are the same whichever is used.
     """
     t0 = time.perf_counter()
     settings = settings or get_settings()
+    runner = runner_options(task_runner, dask_address, dask_workers, threads_per_worker)
     if mode not in ("stride", "random"):
         raise ValueError(f"unknown sampling mode {mode!r}; known: stride, random")
     if not Path(corpus_path).exists():
@@ -121,13 +142,18 @@ def memorization_flow(models: list[str], corpus_path: str, corpus: str | None = 
     options = {"stride": stride, "max_samples": max_samples, "mode": mode, "seed": seed, "batch_size": batch_size}
     device = settings.device  # "auto" picks CUDA when present (loading.resolve_device)
     stored = _stored_counts(lake, corpus) if use_existing else {}
+    todo = []
     for record in records:
         if record.model_id in stored:
             summary.samples[record.model_id], summary.memorized[record.model_id] = stored[record.model_id]
             summary.reused.append(record.model_id)
             continue
-        state = score_model(record, str(corpus_path), corpus, text_column, options, device, run_id, progress,
-                            return_state=True)
+        if runner.parallel:
+            todo.append(record)
+            continue
+        with torch_threads(runner.threads_per_worker):
+            state = score_model(record, str(corpus_path), corpus, text_column, options, device, run_id, progress,
+                                return_state=True)
         if state.is_failed():
             summary.failures[record.model_id] = _one_line(state)
             continue
@@ -139,8 +165,40 @@ def memorization_flow(models: list[str], corpus_path: str, corpus: str | None = 
             note = fit_taxonomy(settings.lake_root, record.model_id, corpus, 1024, recitation_threshold)
             if note:
                 summary.notes.append(note)
+    if todo:
+        _fan_out_models(todo, runner, settings, str(corpus_path), corpus, text_column, options, device, run_id,
+                        fit, recitation_threshold, summary, progress)
+        order = {r.model_id: i for i, r in enumerate(records)}  # reused and scored models as sequentially
+        summary.samples = dict(sorted(summary.samples.items(), key=lambda kv: order[kv[0]]))
+        summary.memorized = dict(sorted(summary.memorized.items(), key=lambda kv: order[kv[0]]))
     summary.seconds = round(time.perf_counter() - t0, 1)
     return summary
+
+
+def _fan_out_models(records: list[ModelRecord], runner, settings: Settings, corpus_path: str, corpus: str,
+                    text_column: str, options: dict, device: str, run_id: str, fit: bool,
+                    recitation_threshold: int, summary: MemorizationRunSummary, progress: bool) -> None:
+    """One task per model on the runner; the summary is filled in the models' order, as sequentially."""
+    params = [{"lake_root": settings.lake_root, "record": r, "corpus_path": corpus_path, "corpus": corpus,
+               "text_column": text_column, "options": options, "device": device, "run_id": run_id, "fit": fit,
+               "recitation_threshold": recitation_threshold, "torch_threads": runner.threads_per_worker}
+              for r in records]
+    out: dict[int, dict | str] = {}
+    for i, fut in fan_out(runner, score_and_write, params, progress=progress, desc=f"scoring on {corpus}"):
+        try:
+            out[i] = fut.result()
+        except Exception as exc:  # one failing model must not sink the batch
+            out[i] = _exc_line(exc)
+    for i, record in enumerate(records):
+        res = out[i]
+        if isinstance(res, str):
+            summary.failures[record.model_id] = res
+            continue
+        summary.problems += res["problems"]
+        summary.samples[record.model_id] = res["samples"]
+        summary.memorized[record.model_id] = res["memorized"]
+        if res["note"]:
+            summary.notes.append(res["note"])
 
 
 def _stored_counts(lake: Lake, corpus: str) -> dict[str, tuple[int, int]]:
@@ -156,9 +214,13 @@ def _one_line(state) -> str:
     try:
         state.result()
     except BaseException as exc:  # the task's own exception: name it in one line
-        kind = "" if isinstance(exc, FingerprintLakeError) else f"{type(exc).__name__}: "
-        return (kind + str(exc)).strip().splitlines()[0][:300]
+        return _exc_line(exc)
     return "failed"
+
+
+def _exc_line(exc: BaseException) -> str:
+    kind = "" if isinstance(exc, FingerprintLakeError) else f"{type(exc).__name__}: "
+    return ((kind + str(exc)).strip().splitlines() or ["failed"])[0][:300]
 
 
 def print_memorization_summary(summary: MemorizationRunSummary | list) -> None:
@@ -236,18 +298,23 @@ def prepare_docstrings(settings: Settings) -> str:
 
 @flow(name="demo_memorization")
 def demo_memorization(profile: str = "full", settings: Settings | None = None, progress: bool = True,
-                      use_existing: bool = True) -> list[MemorizationRunSummary]:
+                      use_existing: bool = True, task_runner: str = "sequential", dask_address: str | None = None,
+                      dask_workers: int | None = None,
+                      threads_per_worker: int | None = None) -> list[MemorizationRunSummary]:
     """The planted-memorization model on its corpus (ground truth), and the zoo's base models and
     stories260k on the zoo's own training text."""
     settings = settings or get_settings()
+    runner = {"task_runner": task_runner, "dask_address": dask_address, "dask_workers": dask_workers,
+              "threads_per_worker": threads_per_worker}
+    runner_options(**runner)  # bad options fail before the planted model is trained
     name, planted_corpus = prepare_planted(profile, settings, progress)
     out = [memorization_flow([name], planted_corpus, corpus=name, max_samples=PLANTED_SAMPLES[profile],
-                             use_existing=use_existing, settings=settings, progress=progress)]
+                             use_existing=use_existing, settings=settings, progress=progress, **runner)]
     lake = Lake(settings.lake_root)
     bases = [r["model_id"] for r in lake.read("models").to_pylist()
              if r["model_type"] == "Base" and r["family"] not in ("Planted",) and not r["source"].startswith("hf://")]
     if bases:
         out.append(memorization_flow(bases, prepare_docstrings(settings), corpus="docstrings",
                                      max_samples=ZOO_SAMPLES[profile], mode="random", use_existing=use_existing,
-                                     settings=settings, progress=progress))
+                                     settings=settings, progress=progress, **runner))
     return out

@@ -82,3 +82,21 @@ def memorization_report_flow(settings: Settings | None = None, output_dir: str |
     if run_dbt_build:
         dbt_build(settings)
     return render_memorization(settings, output_dir or str(Path(settings.reports_dir) / "memorization"))
+
+
+@task
+def render_provenance(settings: Settings, out_dir: str) -> dict[str, str]:
+    from fingerprinting.reports.provenance import render_provenance_dashboard
+
+    with connect(settings) as con:
+        return render_provenance_dashboard(con, out_dir)
+
+
+@flow(name="provenance_report_flow")
+def provenance_report_flow(settings: Settings | None = None, output_dir: str | None = None,
+                           run_dbt_build: bool = True) -> dict[str, str]:
+    """Build the marts, then render the provenance dashboard (verdict quality, recorded vs inferred lineage)."""
+    settings = settings or get_settings()
+    if run_dbt_build:
+        dbt_build(settings)
+    return render_provenance(settings, output_dir or str(Path(settings.reports_dir) / "provenance"))

@@ -1,7 +1,9 @@
 """``run_experiment --config CONFIG [--use-existing] [--write-to-registry]`` (original tool's options).
 
+``--task-runner threads|dask`` fans the models out (``--dask-address tcp://HOST:PORT``
+for an existing Dask cluster, ``--dask-workers N`` for a local one).
 Exit codes: 0 all models fingerprinted; 1 some models failed (the rest are in
-the lake); 2 invalid config or registry refusal (nothing was loaded).
+the lake); 2 invalid config, bad runner option or registry refusal (nothing was loaded).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None, help="where fingerprints.json / similarity_matrices.json go")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N]")
     p.add_argument("--no-progress", action="store_true")
+    from flows.task_runners import add_runner_arguments
+
+    add_runner_arguments(p)
     return p
 
 
@@ -45,14 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         resolve_models,
     )
     from fingerprinting.settings import get_settings
+    from flows.task_runners import TaskRunnerError, flow_runner_kwargs, options_from_args
 
     settings = get_settings().with_overrides(lake_root=args.lake_root, device=args.device)
     try:
+        runner = options_from_args(args)
         config = load_config(args.config)
         resolve_models(Lake(settings.lake_root).init(), config.models)  # fail before loading anything
         if args.write_to_registry:
             GlobalRegistry(settings.global_registry).check_write(args.admin_token)
-    except (ConfigError, UnknownModelError, RegistryPermissionError) as exc:
+    except (ConfigError, UnknownModelError, RegistryPermissionError, TaskRunnerError) as exc:
         print(f"run_experiment: error: {exc}", file=sys.stderr)
         return 2
     from flows.fingerprint_flow import fingerprint_flow
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = fingerprint_flow(config, use_existing=args.use_existing, write_to_registry=args.write_to_registry,
                                    admin_token=args.admin_token, settings=settings, output_dir=args.output_dir,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, **flow_runner_kwargs(runner))
     except Exception as exc:  # e.g. the object store went away: one clear line, not a traceback
         if os.environ.get("FPLAKE_DEBUG"):
             raise

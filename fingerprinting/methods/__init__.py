@@ -1,6 +1,6 @@
 """Fingerprint methods; importing this package registers all of them."""
 
-from fingerprinting.methods import input_output, weight  # noqa: F401  (registration)
+from fingerprinting.methods import input_output, output, representation, weight  # noqa: F401  (registration)
 from fingerprinting.methods.base import (
     METHODS,
     Fingerprint,

@@ -19,6 +19,10 @@ import numpy as np
 from fingerprinting.reports import page
 
 HEATMAP_FULL_LIMIT = 3000  # above this many models the heatmap shows family blocks
+# Experiments stored at scale (fingerprinting.scale: no cross-family pairs) render from the aggregates:
+SCALE_PAIR_LINES = 2000  # stored (intrafamily) pairs loaded for the text report, most similar first
+SCALE_TABLE_ROWS = 1000  # rows written per dashboard / console table
+QUARTILE_MAX_BOXES = 300  # box plots per category (highest medians first)
 
 
 @dataclass
@@ -34,6 +38,10 @@ class ExperimentData:
     quartiles: list[dict]
     provenance: list[dict]
     neighbors: list[dict] = field(default_factory=list)
+    # set for experiments stored at scale: population_size, n_pairs (all pairs, aggregated),
+    # n_stored_pairs, families + family_means (matrix), roc_hist (same-family / cross-family sketches),
+    # neighbors_exact
+    scale: dict | None = None
 
 
 def _rows(con, sql, params=()):
@@ -51,25 +59,75 @@ def latest_config_hash(con, method: str) -> str | None:
     return r[0] if r else None
 
 
+def _scale_info(con, key: tuple) -> dict | None:
+    """The aggregates of an experiment stored at scale, or None (not at scale, or no such table yet)."""
+    import duckdb
+
+    where = "where method = ? and metric = ? and config_hash = ?"
+    try:
+        head = con.execute("select max(population_size), sum(n_pairs) filter (where grouping = 'family') "
+                           f"from stg_similarity_aggregates {where}", list(key)).fetchone()
+    except duckdb.CatalogException:
+        return None
+    if head is None or head[0] is None:
+        return None
+    fam = con.execute("select group_a, group_b, mean_similarity from stg_similarity_aggregates "
+                      f"{where} and grouping = 'family'", list(key)).fetchnumpy()
+    names, inv = np.unique(np.concatenate([fam["group_a"], fam["group_b"]]).astype(str), return_inverse=True)
+    ia, ib = inv[: len(fam["group_a"])], inv[len(fam["group_a"]):]
+    means = np.full((len(names), len(names)), np.nan)
+    means[ia, ib] = fam["mean_similarity"]
+    means[ib, ia] = fam["mean_similarity"]
+    hist = con.execute(
+        "select group_a = group_b as intra, b, sum(c) as c, any_value(sketch_lower), any_value(sketch_upper), "
+        "any_value(sketch_size) from (select group_a, group_b, sketch_lower, sketch_upper, sketch_size, "
+        f"unnest(sketch_bins) as b, unnest(sketch) as c from stg_similarity_aggregates {where} "
+        "and grouping = 'family') group by all", list(key)).fetchall()
+    roc = None
+    if hist:
+        lower, upper, size = hist[0][3], hist[0][4], int(hist[0][5])
+        roc = {"lower": lower, "upper": upper, "intra": np.zeros(size), "inter": np.zeros(size)}
+        for intra, b, c, *_ in hist:
+            roc["intra" if intra else "inter"][int(b)] += c
+    stored = con.execute(f"select count(*) from pair_similarities {where}", list(key)).fetchone()[0]
+    exact = con.execute(f"select bool_and(exact) from stg_similarity_neighbors {where}", list(key)).fetchone()[0]
+    return {"population_size": int(head[0]), "n_pairs": int(head[1] or 0), "n_stored_pairs": int(stored),
+            "families": names.tolist(), "family_means": means, "roc_hist": roc, "neighbors_exact": exact}
+
+
 def load_experiment(con, method: str, metric: str, config_hash: str | None = None) -> ExperimentData:
-    """Read one experiment's marts from an open DuckDB warehouse connection."""
+    """Read one experiment's marts from an open DuckDB warehouse connection.
+
+    Experiments stored at scale (aggregates, no cross-family pairs) load the
+    aggregates, the most similar stored pairs and rank-1 neighbours only.
+    """
     config_hash = config_hash or latest_config_hash(con, method)
     if config_hash is None:
         raise LookupError(f"no results for method {method!r} in the warehouse")
     key = (method, metric, config_hash)
     where = "where method = ? and metric = ? and config_hash = ?"
+    scale = _scale_info(con, key)
+    limit = f" limit {SCALE_PAIR_LINES}" if scale else ""
     pairs = con.execute(
         "select model_a, model_b, similarity, category, relation, is_related, family_a, family_b, type_a, type_b, "
         "printf('%s (%s/%s) <-> %s (%s/%s): %.4f', display_name_a, family_a, type_a, display_name_b, family_b, "
         "type_b, similarity) as line "
-        f"from pair_similarities {where} order by similarity desc, model_a, model_b", list(key)).fetchnumpy()
-    if len(pairs["similarity"]) == 0:
+        f"from pair_similarities {where} order by similarity desc, model_a, model_b{limit}", list(key)).fetchnumpy()
+    if len(pairs["similarity"]) == 0 and scale is None:
         known = con.execute("select distinct method, metric, config_hash from pair_similarities order by 1, 2").fetchall()
         raise LookupError(f"no pairs for method={method!r} metric={metric!r} config_hash={config_hash!r}; "
                           f"available: {known[:20]}")
-    ids = sorted(set(pairs["model_a"].tolist()) | set(pairs["model_b"].tolist()))
-    models = _rows(con, "select model_id, display_name, family, model_type from stg_models "
-                   "where list_contains(?, model_id) order by family, model_type, display_name", [ids])
+    if scale:
+        models = _rows(con, "select m.model_id, m.display_name, m.family, m.model_type from stg_models m "
+                       "semi join (select model_id from stg_similarity_neighbors where method = ? and metric = ? "
+                       "and config_hash = ?) n using (model_id) order by family, model_type, display_name", key)
+        neighbors = _rows(con, "select model_id, rank, neighbor_id, neighbor_name, same_family, similarity "
+                          f"from nearest_neighbors {where} and rank = 1 order by model_id", key)
+    else:
+        ids = sorted(set(pairs["model_a"].tolist()) | set(pairs["model_b"].tolist()))
+        models = _rows(con, "select model_id, display_name, family, model_type from stg_models "
+                       "where list_contains(?, model_id) order by family, model_type, display_name", [ids])
+        neighbors = _rows(con, f"select * from nearest_neighbors {where} order by model_id, rank", key)
     return ExperimentData(
         method, metric, config_hash, models, pairs,
         _rows(con, f"select * from intrafamily_stats {where} order by mean_similarity desc", key),
@@ -77,7 +135,7 @@ def load_experiment(con, method: str, metric: str, config_hash: str | None = Non
         _rows(con, f"select * from type_pair_stats {where} order by mean_similarity desc", key),
         _rows(con, f"select * from family_similarity_quartiles {where} order by category, grouping", key),
         _rows(con, f"select * from provenance_quality {where} order by derivation_type", key),
-        _rows(con, f"select * from nearest_neighbors {where} order by model_id, rank", key),
+        neighbors, scale,
     )
 
 
@@ -85,11 +143,14 @@ def load_experiment(con, method: str, metric: str, config_hash: str | None = Non
 HEADER = f"{{:<21}}{'Min':<11}{'Max':<11}{'Mean':<11}{'Variance':<11}# Pairs"
 
 
-def _stats_table(title: str, label: str, rows: list[dict], key: str) -> list[str]:
+def _stats_table(title: str, label: str, rows: list[dict], key: str, max_rows: int | None = None) -> list[str]:
     lines = [f"{title} SIMILARITY (sorted by mean similarity):", HEADER.format(label), "-" * 75]
-    for r in sorted(rows, key=lambda r: (-r["mean_similarity"], str(r[key]))):
+    ordered = sorted(rows, key=lambda r: (-r["mean_similarity"], str(r[key])))
+    for r in ordered[:max_rows]:
         lines.append(f"{str(r[key]):<21}{r['min_similarity']:<11.4f}{r['max_similarity']:<11.4f}"
                      f"{r['mean_similarity']:<11.4f}{r['variance']:<11.4f}{r['n_pairs']}")
+    if max_rows is not None and len(ordered) > max_rows:
+        lines.append(f"... {len(ordered) - max_rows:,} more rows (the JSON report has them all)")
     if not rows:
         lines.append("(none)")
     return lines
@@ -97,15 +158,21 @@ def _stats_table(title: str, label: str, rows: list[dict], key: str) -> list[str
 
 def console_summary(data: ExperimentData) -> str:
     """The original tool's console tables: intrafamily, interfamily, type pair (4 decimals)."""
+    cap = SCALE_TABLE_ROWS if data.scale else None
     out = [f"method={data.method} metric={data.metric} config={data.config_hash} "
            f"models={len(data.models)} pairs={n_pairs(data)}", ""]
-    out += _stats_table("INTRAFAMILY", "Family", data.intrafamily, "family") + [""]
-    out += _stats_table("INTERFAMILY", "Family Pair", data.interfamily, "family_pair") + [""]
-    out += _stats_table("TYPE PAIR", "Type Pair", data.type_pairs, "type_pair")
+    if data.scale:
+        out[0] += " (stored at scale: cross-family pairs aggregated, not stored)"
+    out += _stats_table("INTRAFAMILY", "Family", data.intrafamily, "family", cap) + [""]
+    out += _stats_table("INTERFAMILY", "Family Pair", data.interfamily, "family_pair", cap) + [""]
+    out += _stats_table("TYPE PAIR", "Type Pair", data.type_pairs, "type_pair", cap)
     return "\n".join(out) + "\n"
 
 
 def n_pairs(data: ExperimentData) -> int:
+    """All pairs of the experiment (at scale: counted by the aggregates, most of them not stored)."""
+    if data.scale:
+        return int(data.scale["n_pairs"])
     return int(len(data.pairs["similarity"]))
 
 
@@ -123,6 +190,10 @@ def text_report(data: ExperimentData) -> str:
     P = data.pairs
     lines = P["line"]
     out = [f"DETAILED PAIRS  method={data.method} metric={data.metric} config={data.config_hash}", ""]
+    if data.scale:
+        out += [f"Stored at scale: {data.scale['n_pairs']:,} pairs in all, {data.scale['n_stored_pairs']:,} "
+                f"intrafamily pairs stored; the {len(lines):,} most similar stored pairs are listed. "
+                "Cross-family pairs are aggregated (see the interfamily statistics).", ""]
     for cat in ("intrafamily", "interfamily"):
         sel = lines[P["category"] == cat]
         out.append(f"== {cat.upper()} PAIRS ({len(sel)}) ==")
@@ -151,9 +222,12 @@ def json_report(data: ExperimentData) -> dict:
     def clean_rows(rows):
         return [{k: _clean(v) for k, v in r.items()} for r in rows]
 
+    scale = None
+    if data.scale:
+        scale = {k: data.scale[k] for k in ("population_size", "n_pairs", "n_stored_pairs", "neighbors_exact")}
     return {
         "method": data.method, "metric": data.metric, "config_hash": data.config_hash,
-        "n_models": len(data.models), "n_pairs": n_pairs(data),
+        "n_models": len(data.models), "n_pairs": n_pairs(data), "at_scale": scale,
         "models": data.models,
         "intrafamily": clean_rows(data.intrafamily), "interfamily": clean_rows(data.interfamily),
         "type_pairs": clean_rows(data.type_pairs), "quartiles": clean_rows(data.quartiles),
@@ -187,23 +261,30 @@ def similarity_matrix(data: ExperimentData) -> tuple[list[dict], np.ndarray]:
 def heatmap_figure(data: ExperimentData):
     import plotly.graph_objects as go
 
-    models, M = similarity_matrix(data) if len(data.models) <= HEATMAP_FULL_LIMIT else (_ordered(data)[0], None)
+    blocks = data.scale is not None or len(data.models) > HEATMAP_FULL_LIMIT
+    models, M = (_ordered(data)[0], None) if blocks else similarity_matrix(data)
     title = f"{data.method} / {data.metric}: pairwise similarity ({len(models)} models, ordered by family)"
-    if len(models) > HEATMAP_FULL_LIMIT:  # family-block means keep the page light at any size
-        fams = sorted({m["family"] for m in models})
-        fi = {f: i for i, f in enumerate(fams)}
-        fa = np.array([fi[f] for f in data.pairs["family_a"].tolist()])
-        fb = np.array([fi[f] for f in data.pairs["family_b"].tolist()])
-        sums = np.zeros((len(fams), len(fams)))
-        counts = np.zeros((len(fams), len(fams)))
-        np.add.at(sums, (fa, fb), data.pairs["similarity"])
-        np.add.at(counts, (fa, fb), 1)
-        sums, counts = sums + sums.T - np.diag(np.diag(sums)), counts + counts.T - np.diag(np.diag(counts))
-        z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        fig = go.Figure(go.Heatmap(z=z, x=fams, y=fams, colorscale="Viridis",
+    if blocks:  # family-block means keep the page light at any size
+        if data.scale is not None:  # exact means per family pair from the aggregates
+            fams, z = data.scale["families"], data.scale["family_means"]
+        else:
+            fams = sorted({m["family"] for m in models})
+            fi = {f: i for i, f in enumerate(fams)}
+            fa = np.array([fi[f] for f in data.pairs["family_a"].tolist()])
+            fb = np.array([fi[f] for f in data.pairs["family_b"].tolist()])
+            sums = np.zeros((len(fams), len(fams)))
+            counts = np.zeros((len(fams), len(fams)))
+            np.add.at(sums, (fa, fb), data.pairs["similarity"])
+            np.add.at(counts, (fa, fb), 1)
+            sums, counts = sums + sums.T - np.diag(np.diag(sums)), counts + counts.T - np.diag(np.diag(counts))
+            z = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        show = len(fams) <= 80
+        fig = go.Figure(go.Heatmap(z=np.asarray(z, dtype=np.float32), x=fams, y=fams, colorscale="Viridis",
                                    colorbar={"title": {"text": "mean<br>similarity", "side": "right"}},
                                    hovertemplate="%{y} x %{x}<br>mean similarity %{z:.4f}<extra></extra>"))
-        fig.update_layout(title=title + " - family means")
+        fig.update_layout(title=title + f" - means of {len(fams)} x {len(fams)} family blocks")
+        fig.update_xaxes(showticklabels=show)
+        fig.update_yaxes(showticklabels=show, autorange="reversed")
     else:
         labels = [f"{m['display_name']} ({m['family']}/{m['model_type']}) #{m['model_id']}" for m in models]
         fig = go.Figure(go.Heatmap(z=M, x=labels, y=labels, colorscale="Viridis", zsmooth=False,
@@ -228,9 +309,15 @@ def quartile_figure(data: ExperimentData):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Intrafamily", "Interfamily"))
-    for col, cat in ((1, "intrafamily"), (2, "interfamily")):
+    titles, per_cat = [], {}
+    for cat in ("intrafamily", "interfamily"):
         rows = sorted([q for q in data.quartiles if q["category"] == cat], key=lambda q: -q["median"])
+        per_cat[cat] = rows[:QUARTILE_MAX_BOXES]
+        cut = f" (top {QUARTILE_MAX_BOXES} of {len(rows):,} by median)" if len(rows) > QUARTILE_MAX_BOXES else ""
+        titles.append(cat.capitalize() + cut)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles)
+    for col, cat in ((1, "intrafamily"), (2, "interfamily")):
+        rows = per_cat[cat]
         fig.add_trace(go.Box(
             name=cat, x=[q["grouping"] for q in rows],
             q1=[q["q1"] for q in rows], median=[q["median"] for q in rows], q3=[q["q3"] for q in rows],
@@ -239,7 +326,8 @@ def quartile_figure(data: ExperimentData):
         ), row=1, col=col)
     fig.update_yaxes(title_text=f"pair similarity ({data.metric})", row=1, col=1)
     fig.update_yaxes(title_text=f"pair similarity ({data.metric})", row=1, col=2)
-    fig.update_layout(title=f"Similarity quartiles by family and family pair ({data.metric})", height=520)
+    sketch = " - interfamily quartiles from sketches" if data.scale else ""
+    fig.update_layout(title=f"Similarity quartiles by family and family pair ({data.metric}){sketch}", height=520)
     return fig
 
 
@@ -282,6 +370,8 @@ def roc_figure(data: ExperimentData):
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    if data.scale is not None:
+        return _roc_from_sketches(data, fig)
     P = data.pairs
     related = P["is_related"].astype(bool)
     neg = P["similarity"][~related]
@@ -302,6 +392,34 @@ def roc_figure(data: ExperimentData):
     fig.update_layout(title="Provenance quality: related vs unrelated pairs (ROC by derivation type)",
                       xaxis_title="false positive rate (unrelated pairs above the threshold)",
                       yaxis_title="true positive rate (related pairs above the threshold)", height=560)
+    return fig
+
+
+def sketch_roc(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """ROC points at the bin edges of two histograms over the same bins, and the AUC (ties within a bin
+    count one half, so the AUC is exact up to pairs sharing a bin)."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    tp = np.concatenate([[0], np.cumsum(pos[::-1])]) / max(pos.sum(), 1)
+    fp = np.concatenate([[0], np.cumsum(neg[::-1])]) / max(neg.sum(), 1)
+    neg_below = np.concatenate([[0], np.cumsum(neg)[:-1]])
+    auc = float((pos * (neg_below + 0.5 * neg)).sum() / max(pos.sum() * neg.sum(), 1))
+    return fp, tp, auc
+
+
+def _roc_from_sketches(data: ExperimentData, fig):
+    import plotly.graph_objects as go
+
+    h = data.scale.get("roc_hist")
+    if h is not None and h["intra"].sum() and h["inter"].sum():
+        fpr, tpr, auc = sketch_roc(h["intra"], h["inter"])
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line={"width": 3},
+                                 name=f"same family vs other families (AUC {auc:.3f}, n={int(h['intra'].sum()):,})"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
+                             name="chance"))
+    fig.update_layout(title="Same-family vs cross-family pairs (ROC from the similarity sketches; "
+                            "per-derivation curves need stored pairs)",
+                      xaxis_title="false positive rate (cross-family pairs above the threshold)",
+                      yaxis_title="true positive rate (same-family pairs above the threshold)", height=560)
     return fig
 
 
@@ -329,7 +447,13 @@ def _target_fpr_label(data: ExperimentData) -> str:
 
 def dashboard_html(data: ExperimentData, figures: dict) -> str:
     """One self-contained page: plotly JS inlined once, every figure, filterable tables."""
-    sections = [page.figure_section(name, fig, FIGURE_LEGENDS.get(name, "")) for name, fig in figures.items()]
+    legends = dict(FIGURE_LEGENDS)
+    if data.scale is not None or len(data.models) > HEATMAP_FULL_LIMIT:
+        legends["heatmap"] = ("Each cell is the mean similarity of all pairs between two families (the diagonal: pairs "
+                              "within a family), " + ("exact, from the aggregates over every pair" if data.scale
+                                                      else "from the stored pairs")
+                              + "; a bright diagonal means families are recognisable.")
+    sections = [page.figure_section(name, fig, legends.get(name, "")) for name, fig in figures.items()]
     prov_cols = [("derivation_type", "Derivation"), ("n_positive_pairs", "Related pairs"),
                  ("n_negative_pairs", "Unrelated pairs"), ("roc_auc", "ROC-AUC"),
                  ("tpr_at_target_fpr", _target_fpr_label(data)), ("best_threshold", "Best threshold"),
@@ -341,22 +465,32 @@ def dashboard_html(data: ExperimentData, figures: dict) -> str:
             nn[r["model_id"]] = f"{r['neighbor_name']} ({r['similarity']:.4f})"
     for m in model_rows:
         m["nearest"] = nn.get(m["model_id"], "")
+    cap = SCALE_TABLE_ROWS if data.scale else None
     tables = (
-        "<h2>Intrafamily</h2>" + page.table_html(data.intrafamily, [("family", "Family"), *STATS_COLS], "t-intra")
-        + "<h2>Interfamily</h2>" + page.table_html(data.interfamily, [("family_pair", "Family Pair"), *STATS_COLS], "t-inter")
+        "<h2>Intrafamily</h2>" + page.table_html(data.intrafamily, [("family", "Family"), *STATS_COLS], "t-intra",
+                                                 max_rows=cap)
+        + "<h2>Interfamily</h2>" + page.table_html(data.interfamily, [("family_pair", "Family Pair"), *STATS_COLS],
+                                                   "t-inter", max_rows=cap)
         + "<h2>Type pairs</h2>" + page.table_html(data.type_pairs, [("type_pair", "Type Pair"), *STATS_COLS,
-                                                                     ("n_families", "Families")], "t-types")
+                                                                     ("n_families", "Families")], "t-types",
+                                                  max_rows=cap)
         + "<h2>Provenance quality</h2>" + page.table_html(data.provenance, prov_cols, "t-prov")
         + page.legend_html("ROC-AUC: chance that a related pair is more similar than an unrelated one; Youden J: "
                            "the best true minus false positive rate, reached at the best threshold.")
         + "<h2>Models</h2>" + page.table_html(model_rows, [("model_id", "Id"), ("display_name", "Model"),
                                                             ("family", "Family"), ("model_type", "Type"),
-                                                            ("nearest", "Nearest neighbour")], "t-models")
+                                                            ("nearest", "Nearest neighbour")], "t-models",
+                                                          max_rows=cap)
     )
     sections.append(page.Section("tables", tables))
     e = html.escape
     header = (f"<h1>Fingerprint Lake dashboard</h1><div>method <b>{e(data.method)}</b>, metric <b>{e(data.metric)}</b>, "
-              f"config {e(data.config_hash)}: {len(data.models)} models, {n_pairs(data)} pairs</div>")
+              f"config {e(data.config_hash)}: {len(data.models):,} models, {n_pairs(data):,} pairs</div>")
+    if data.scale:
+        exact = "exact" if data.scale.get("neighbors_exact") else "approximate (faiss HNSW, exact similarities)"
+        header += (f"<div>Stored at scale: statistics are exact aggregates over all pairs, cross-family pairs are "
+                   f"not stored ({data.scale['n_stored_pairs']:,} intrafamily pairs are); interfamily quartiles "
+                   f"come from histogram sketches; nearest neighbours {e(exact)}.</div>")
     return page.page_html(f"Fingerprint Lake: {data.method} / {data.metric}", header, sections)
 
 

@@ -108,7 +108,7 @@ def test_compare(lake):
     assert got == want
     # base is q's grandparent: finetune then quantized on the way down
     assert r["lineage"] == {"relation": "ancestor", "depth": 2, "via": None, "derivation": "finetune/quantized"}
-    assert r["same_family"] is True and r["combined"] is None and "not available yet" in r["combined_note"]
+    assert r["same_family"] is True and r["combined"] is None and "provenance fit" in r["combined_note"]
     r2 = compare_models(lake, "base", "other", metric="cosine")
     assert [s["similarity"] for s in r2["similarities"]] == [SIMS[("weight", "cosine", "h2")][("base", "other")]]
     assert r2["lineage"] is None and r2["same_family"] is False

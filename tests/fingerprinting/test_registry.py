@@ -150,3 +150,14 @@ def test_registry_sync_command(tmp_path, monkeypatch, capsys):
     assert cmd_sync(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fplake: error: no global registry") and "\n" not in err
+
+
+def test_siblings_are_ordered_deduplicated_and_not_lineage(tmp_path):
+    from fingerprinting.registry import register_siblings
+
+    lake = Lake(str(tmp_path / "lake")).init()
+    assert register_siblings(lake, [("qwen-1.5b", "qwen-0.5b"), ("qwen-0.5b", "qwen-1.5b"), ("x", "x")]) == 1
+    register_siblings(lake, [("qwen-1.5b", "qwen-0.5b")], note="same recipe")  # rerun: no duplicate
+    rows = lake.read("model_siblings").to_pylist()
+    assert [(r["model_a"], r["model_b"], r["note"]) for r in rows] == [("qwen-0.5b", "qwen-1.5b", "same recipe")]
+    assert lake.count("model_edges") == 0

@@ -126,7 +126,7 @@ def test_model_compare(qlake, capsys):
         ("input_output", "l1", SIMS[("input_output", "l1", "h1")][("ft", "q")])]
     assert r["lineage"]["relation"] == "child" and r["combined"] is None
     rc, out, _ = run(capsys, "--lake-root", qlake, "model", "compare", "ft", "q")
-    assert rc == 0 and "0.9500" in out and "q is ft's child" in out and "not available yet" in out
+    assert rc == 0 and "0.9500" in out and "q is ft's child" in out and "provenance fit" in out
     rc, _, err = run(capsys, "--lake-root", qlake, "model", "compare", "ft", "q", "--method", "weights")
     assert rc == 2 and "Did you mean 'weight'" in err
 

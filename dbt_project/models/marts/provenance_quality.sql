@@ -3,9 +3,25 @@
 -- threshold with the best Youden J, overall ('all') and per derivation type
 -- (positives of that type against all unrelated pairs). One sort per experiment:
 -- each positive is scored against a cumulative count of negatives (ASOF join).
+-- Only pairs of the common model set count (pair_similarities.in_common_set), so every
+-- row ranks the same models and rows of different methods / metrics are comparable;
+-- n_models_common is that set's size, n_models_experiment the experiment's own.
 with labelled as (
     select method, metric, config_hash, similarity, is_related, relation
     from {{ ref('pair_similarities') }}
+    where in_common_set
+),
+experiment_models as (
+    select method, metric, config_hash, model_a as model_id, in_common_set from {{ ref('pair_similarities') }}
+    union all
+    select method, metric, config_hash, model_b, in_common_set from {{ ref('pair_similarities') }}
+),
+sizes as (
+    select method, metric, config_hash,
+        count(distinct model_id) filter (where in_common_set) as n_models_common,
+        count(distinct model_id) as n_models_experiment
+    from experiment_models
+    group by all
 ),
 neg_values as (
     select method, metric, config_hash, similarity, count(*) as n_equal
@@ -56,10 +72,10 @@ metrics as (
     from rates
 )
 select
-    method,
-    metric,
-    config_hash,
-    derivation_type,
+    m.method,
+    m.metric,
+    m.config_hash,
+    m.derivation_type,
     any_value(n_pos) as n_positive_pairs,
     any_value(n_neg) as n_negative_pairs,
     sum(n_below + 0.5 * n_tied) / (any_value(n_pos) * any_value(n_neg)) as roc_auc,
@@ -67,7 +83,10 @@ select
     {{ var('target_fpr') }} as target_fpr,
     arg_max(similarity, tpr - fpr) as best_threshold,
     max(tpr - fpr) as youden_j,
-    avg(similarity) as mean_positive_similarity
-from metrics
+    avg(similarity) as mean_positive_similarity,
+    any_value(z.n_models_common) as n_models_common,
+    any_value(z.n_models_experiment) as n_models_experiment
+from metrics m
+join sizes z using (method, metric, config_hash)
 where n_neg > 0
-group by method, metric, config_hash, derivation_type
+group by m.method, m.metric, m.config_hash, m.derivation_type

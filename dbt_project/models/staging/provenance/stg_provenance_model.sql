@@ -1,0 +1,27 @@
+-- One row per verdict fit; is_current marks the newest (ties broken by fit_id).
+select
+    cast(fit_id as varchar) as fit_id,
+    features_json,
+    coef_json,
+    cast(intercept as double) as intercept,
+    scaler_json,
+    impute_json,
+    cast(threshold as double) as threshold,
+    cast(target_fpr as double) as target_fpr,
+    cast(n_pairs as bigint) as n_pairs,
+    cast(n_positive as bigint) as n_positive,
+    cast(n_negative as bigint) as n_negative,
+    cast(n_families as bigint) as n_families,
+    cast(cv as varchar) as cv,
+    cast(n_fits as bigint) as n_fits,
+    cast(n_unscored as bigint) as n_unscored,
+    cast(roc_auc_oof as double) as roc_auc_oof,
+    cast(tpr_at_fpr_oof as double) as tpr_at_fpr_oof,
+    cast(fpr_at_threshold_oof as double) as fpr_at_threshold_oof,
+    cast(precision_oof as double) as precision_oof,
+    n_imputed_json,
+    cast(c as double) as c,
+    cast(fit_seconds as double) as fit_seconds,
+    fitted_at,
+    row_number() over (order by fitted_at desc, fit_id desc) = 1 as is_current
+from {{ source('lake', 'provenance_model') }}
