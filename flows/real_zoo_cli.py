@@ -67,14 +67,16 @@ def cmd_build_real_zoo(args) -> int:
         print(f"siblings (same family recipe, neither derived from the other; not a lineage edge): {a} ~ {b}")
     if args.register:
         from fingerprinting.lake import Lake
-        from fingerprinting.registry import register_models, zoo_records
+        from fingerprinting.registry import register_models, register_siblings, zoo_records
 
         records = zoo_records(manifest)
-        n = register_models(Lake(settings.lake_root).init(), records)
+        lake = Lake(settings.lake_root).init()
+        n = register_models(lake, records)
         edges = sum(len(r.parents) for r in records)
+        sib = register_siblings(lake, [tuple(p) for p in manifest["siblings"]],
+                                note="same recipe and tokenizer, neither derived from the other")
         print(f"registered {n} models and {edges} lineage edges in {settings.lake_root}"
-              + (f"; {len(manifest['siblings'])} sibling pair(s) not registered as edges" if manifest["siblings"]
-                 else ""))
+              + (f"; {sib} sibling pair(s) in model_siblings (unrelated, reported apart)" if sib else ""))
     return 0
 
 

@@ -188,7 +188,7 @@ def test_verdict_source_is_used_when_present(forest, tmp_path):
         {"model_a": "a0", "model_b": "a1", "score_full": 0.9, "fit_id": "f1"},
         {"model_a": "a0", "model_b": "a2", "score_full": 0.55, "fit_id": "f1"},   # below the verdict's 0.6
         {"model_a": "a1", "model_b": "a2", "score_full": 0.3, "fit_id": "f1"}]))
-    out = lineage_flow(other, signals=False, progress=False)  # 'auto' finds the verdict
+    out = lineage_flow(other, source="auto", signals=False, progress=False)  # 'auto' finds the verdict
     assert out.source == "verdict" and out.threshold == 0.6 and out.n_models == 3 and out.n_edges == 1
     edge, = vlake.read("inferred_edges").to_pylist()
     assert {edge["parent_id"], edge["child_id"]} == {"a0", "a1"} and edge["source"] == "verdict"

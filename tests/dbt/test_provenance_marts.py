@@ -9,7 +9,8 @@ from tests.fingerprinting.provenance import build_tiny_lake
 
 pytestmark = pytest.mark.slow
 
-SELECT = ["--select", "+provenance_verdicts", "+verdict_quality", "--indirect-selection", "cautious"]
+SELECT = ["--select", "+provenance_verdicts", "+verdict_quality", "+pair_similarities", "--indirect-selection",
+          "cautious"]
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +97,17 @@ def test_marts_follow_the_newest_fit_and_empty_lake(built, tmp_path):
     run_dbt(["build", *SELECT], empty)
     assert _query(empty, "select count(*) from verdict_quality") == [(0,)]
     assert _query(empty, "select count(*) from provenance_verdicts") == [(0,)]
+
+
+def test_pair_similarities_mark_recorded_siblings_unrelated(built):
+    settings, lake, model, siblings = built
+    rows = _query(settings, "select model_a, model_b, relation, is_related, family_a = family_b from pair_similarities")
+    sib = {tuple(p) for p in siblings}
+    assert sib and {(a, b) for a, b, rel, *_ in rows if rel == "sibling"} == sib
+    for a, b, rel, related, same in rows:
+        if (a, b) in sib:
+            assert not related
+        elif rel == "unrelated":
+            assert not related and not same
+        else:  # lineage or same family
+            assert related

@@ -239,7 +239,9 @@ def test_browser_in_a_pseudo_terminal(zoo_lake, tiny_zoo):
         child.send("\r")  # leave the filter for the list
         wait_for(lambda s: "q Quit" in s and "⏎ Open" in s, "the list's focus")
         child.send("\r")  # open the highlighted (only) model
-        text = wait_for(lambda s: "Nearest neighbours" in s and "similarity" in s, "the model's detail")
+        # the pane fills in steps: wait for the title and the neighbours together (no partial render)
+        text = wait_for(lambda s: "Nearest neighbours" in s and "similarity" in s and f"llama-chat  ({chat})" in s
+                        and "open: " + chat in s, "the model's detail")
         pane = screen.right_pane()
         assert f"llama-chat  ({chat})" in text and "open: " + chat in text
         assert any(re.fullmatch(r"family\s+Llama", line) for line in pane)

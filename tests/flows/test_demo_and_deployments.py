@@ -7,6 +7,7 @@ import pytest
 
 import fingerprinting.loading as loading
 from fingerprinting.lake import Lake
+from flows.demo_flow import DEMO_METHODS
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +26,10 @@ def test_demo_command_twice(prefect_harness, settings, monkeypatch, capsys):
     counts = {t: lake.read(t).num_rows for t in ("models", "model_edges", "fingerprints", "similarities")}
     n = 31
     assert counts["models"] == n + 1983 + 1  # the zoo + the Hub lineage sample + the planted model
-    assert counts["fingerprints"] == 3 * n
-    assert counts["similarities"] == 3 * 7 * n * (n - 1) // 2  # 3 methods x 7 metrics
+    n_methods = len(DEMO_METHODS)  # input_output, weight, weight_spectrum, hidden_cka, next_token
+    assert n_methods == 5
+    assert counts["fingerprints"] == n_methods * n
+    assert counts["similarities"] == n_methods * 7 * n * (n - 1) // 2  # 5 methods x 7 metrics
     dashboards = list(Path(settings.reports_dir).glob("input_output_l1_*/input_output_l1_dashboard.html"))
     assert len(dashboards) == 1
     assert len(list(Path(settings.reports_dir).glob("weight_spectrum_l1_*/*_dashboard.html"))) == 1
@@ -35,13 +38,17 @@ def test_demo_command_twice(prefect_harness, settings, monkeypatch, capsys):
     assert (Path(settings.reports_dir) / "configs" / "config_dashboard.html").is_file()
     assert (Path(settings.reports_dir) / "memorization" / "memorization_dashboard.html").is_file()
     assert lake.count("memorization_scores") > 0 and lake.count("memorization_model_results") > 0
+    # provenance: the verdict scored every fingerprinted pair, lineage inferred, dashboard rendered
+    assert lake.count("provenance_scores") == n * (n - 1) // 2 and lake.count("provenance_model") == 1
+    assert lake.count("inferred_edges") > 0
+    assert (Path(settings.reports_dir) / "provenance" / "provenance_dashboard.html").is_file()
 
     loads = loading.LOAD_COUNT
     assert main(args) == 0  # rerun: reuses everything, adds nothing
     assert loading.LOAD_COUNT == loads
     assert {t: lake.read(t).num_rows for t in counts} == counts
     out = capsys.readouterr().out
-    assert "computed 0, reused 93" in out and "planted-tiny on planted-tiny" in out
+    assert f"computed 0, reused {n_methods * n}" in out and "planted-tiny on planted-tiny" in out
 
 
 def test_experiment_deployment_flow(prefect_harness, settings, tiny_zoo, monkeypatch, tmp_path):

@@ -1,5 +1,6 @@
 -- One row per unordered pair x method x metric x config_hash, with both models'
--- registry facts, the category and the lineage relation of the pair.
+-- registry facts, the category and the lineage relation of the pair (relation 'sibling':
+-- a recorded same-recipe pair that is not derived, counted among the unrelated pairs).
 --
 -- in_common_set: both models belong to the common model set, so marts that compare
 -- methods or metrics (provenance_quality) rank them on one population. An
@@ -71,15 +72,19 @@ select
     a.model_type as type_a,
     b.model_type as type_b,
     case when a.family = b.family then 'intrafamily' else 'interfamily' end as category,
-    coalesce(l.derivation_type, case when a.family = b.family then 'same_family' else 'unrelated' end)
+    -- recorded lineage wins; a recorded sibling pair (same recipe, not derived) is unrelated
+    coalesce(l.derivation_type, case when sib.model_a is not null then 'sibling'
+                                     when a.family = b.family then 'same_family' else 'unrelated' end)
         as relation,
     l.depth as lineage_depth,
-    (a.family = b.family or l.derivation_type is not null) as is_related,
+    (l.derivation_type is not null or (a.family = b.family and sib.model_a is null)) as is_related,
     (ca.model_id is not null and cb.model_id is not null) as in_common_set
 from sims s
 join models a on a.model_id = s.model_a
 join models b on b.model_id = s.model_b
 left join lineage l on l.x = s.model_a and l.y = s.model_b
+left join {{ ref('stg_model_siblings') }} sib
+    on sib.model_a = least(s.model_a, s.model_b) and sib.model_b = greatest(s.model_a, s.model_b)
 left join common_models ca
     on ca.model_id = s.model_a {{ 'and ca.method = s.method and ca.config_hash = s.config_hash' if per_method }}
 left join common_models cb
