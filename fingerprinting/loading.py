@@ -20,6 +20,7 @@ from fingerprinting.errors import FingerprintLakeError
 
 LOAD_COUNT = 0  # number of successful model loads in this process (tests read it)
 _LOAD_LOCK = threading.Lock()
+_BUILD_LOCK = threading.RLock()
 
 
 class ModelLoadError(FingerprintLakeError, RuntimeError):
@@ -182,16 +183,21 @@ def load_model(
     if not allow_pickle and src.path is not None and not src.gguf_file:
         # local folders were checked to hold *.safetensors; never fall back to pickle
         load_kw["use_safetensors"] = True
-    for k in order:
-        try:
-            model = loaders[k].from_pretrained(location, config=config, **load_kw)
-            chosen = k
-            break
-        except Exception as exc:
-            errors.append(f"{k}: {type(exc).__name__}: {exc}")
-    if model is None:
-        raise ModelLoadError(f"model {model_id!r}: weights could not be loaded from {location!r}: " + " | ".join(e[:300] for e in errors))
-    model.eval().to(dev)
+    # One load at a time per process: transformers builds the module on the meta device (accelerate's
+    # init_empty_weights patches torch globally), so two threads loading at once can leave one model
+    # with meta tensors ("Cannot copy out of meta tensor"). Fingerprinting itself still runs in parallel.
+    with _BUILD_LOCK:
+        for k in order:
+            try:
+                model = loaders[k].from_pretrained(location, config=config, **load_kw)
+                chosen = k
+                break
+            except Exception as exc:
+                errors.append(f"{k}: {type(exc).__name__}: {exc}")
+        if model is None:
+            raise ModelLoadError(f"model {model_id!r}: weights could not be loaded from {location!r}: "
+                                 + " | ".join(e[:300] for e in errors))
+        model.eval().to(dev)
     for name, p in model.named_parameters():
         if not torch.isfinite(p).all():
             raise ModelLoadError(f"model {model_id!r}: parameter {name!r} contains NaN or infinite values")

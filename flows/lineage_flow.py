@@ -152,13 +152,20 @@ def ensure_weight_stats(lake_root: str, model_ids: list[str], progress: bool = T
 
 
 @task(retries=2, retry_delay_seconds=1)
-def write_edges(lake_root: str, edges: list, pairs: PairInput, run_id: str) -> int:
-    """Replace ``inferred_edges`` by this run's edges (one commit)."""
+def write_edges(lake_root: str, edges: list, pairs: PairInput, run_id: str,
+                other_sources: dict | None = None) -> int:
+    """Replace ``inferred_edges`` by this run's edges (one commit).
+
+    ``other_sources``: (parent, child) -> (source, threshold) for edges found by another score
+    (the functional pass), so each row names the score and threshold it passed.
+    """
     now = datetime.now(UTC)
+    other = other_sources or {}
     rows = [{"parent_id": e.parent_id, "child_id": e.child_id, "score": e.score,
              "direction_confidence": e.direction_confidence, "is_merge_parent": e.is_merge_parent,
-             "source": pairs.source, "threshold": pairs.threshold, "evidence": e.evidence, "run_id": run_id,
-             "inferred_at": now} for e in edges]
+             "source": other.get((e.parent_id, e.child_id), (pairs.source, pairs.threshold))[0],
+             "threshold": other.get((e.parent_id, e.child_id), (pairs.source, pairs.threshold))[1],
+             "evidence": e.evidence, "run_id": run_id, "inferred_at": now} for e in edges]
     table = pa.Table.from_pylist(rows, schema=lineage_tables.INFERRED_EDGES.schema)
     return Lake(lake_root).overwrite("inferred_edges", table)
 
@@ -200,6 +207,7 @@ def lineage_flow(settings: Settings | None = None, *, source: str = "similarity"
         summary.failures = stats["failures"]
     edges = infer_lineage(models, scores.select("model_a", "model_b", pl.col("score")), pairs.threshold,
                           stats["signals"], params=LineageParams(upper=pairs.upper))
+    other_sources: dict = {}
     if functional and pairs.source != "verdict":
         for fm, fmetric in FUNCTIONAL:
             try:
@@ -207,11 +215,12 @@ def lineage_flow(settings: Settings | None = None, *, source: str = "similarity"
             except (LineageError, FingerprintLakeError):
                 continue
             extra = attach_orphans(models, edges, second.scores, second.threshold, stats["signals"])
+            other_sources.update({(e.parent_id, e.child_id): (second.source, second.threshold) for e in extra})
             summary.notes.append(f"functional pass {second.source} (threshold {second.threshold:.4f}): "
                                  f"{len(extra)} edge(s)")
             edges = edges + extra
             break
-    summary.n_edges = write_edges(lake.root, edges, pairs, summary.run_id)
+    summary.n_edges = write_edges(lake.root, edges, pairs, summary.run_id, other_sources)
     summary.n_merges = len({e.child_id for e in edges if e.is_merge_parent})
     summary.seconds = round(time.perf_counter() - t0, 2)
     return summary
