@@ -26,6 +26,10 @@ from fingerprinting.loading import LoadedModel
 from fingerprinting.methods.base import METHODS, FingerprintMethod, MethodConfigError
 
 
+# largest chain product materialised (elements); beyond it the tall factor is replaced by its R
+_MAX_PRODUCT = 50_000_000
+
+
 def _matrices(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     seen: set[int] = set()
     mats = []
@@ -67,12 +71,18 @@ class WeightMethod(FingerprintMethod):
         for _, w in mats[1:]:
             if used >= self.config["max_chain"]:
                 break
+            if prod.shape[1] != w.shape[0] and prod.shape[1] != w.shape[1]:
+                continue
+            n_out = w.shape[1] if prod.shape[1] == w.shape[0] else w.shape[0]
+            if prod.shape[0] > prod.shape[1] and prod.shape[0] * n_out > _MAX_PRODUCT:
+                # a tall product times a wide matrix (untied embedding x LM head: vocab x vocab) would not
+                # fit; P = Q R with orthonormal Q leaves the singular values of every later product
+                # unchanged, so continue the chain with R (k x k) instead of P (m x k)
+                prod = torch.linalg.qr(prod, mode="r").R
             if prod.shape[1] == w.shape[0]:
                 prod = prod @ scaled(w)
-            elif prod.shape[1] == w.shape[1]:
-                prod = prod @ scaled(w).T
             else:
-                continue
+                prod = prod @ scaled(w).T
             used += 1
             m = prod.abs().max()  # rescaling leaves normalised singular values unchanged
             if m > 0:

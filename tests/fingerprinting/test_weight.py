@@ -87,3 +87,34 @@ def test_nan_fingerprint_is_refused_with_model_name():
 
     with pytest.raises(FingerprintError, match="'toy'.*NaN"):
         Broken().fingerprint(_wrap(TwoMatrices()))
+
+
+def test_tall_times_wide_chain_is_reduced_by_qr_without_changing_singular_values(monkeypatch):
+    """Embedding (m x k) times an untied head (k x m): the m x m product is never built, same spectrum."""
+    import torch
+
+    from fingerprinting.methods import weight as W
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(300, 8, generator=g, dtype=torch.float64)
+    head = torch.randn(290, 8, generator=g, dtype=torch.float64)
+    model = torch.nn.Module()
+    model.emb = torch.nn.Parameter(emb)
+    model.head = torch.nn.Parameter(head)
+
+    class Loaded:
+        device = torch.device("cpu")
+
+    Loaded.model = model
+    method = W.WeightMethod(size=3)
+    full, _ = method.compute(Loaded)
+    monkeypatch.setattr(W, "_MAX_PRODUCT", 1000)  # force the QR path (300 x 290 > 1000)
+    reduced, _ = method.compute(Loaded)
+    # reference: singular values of the scaled product, straight from the definition
+    a, b = emb / emb.abs().max(), head / head.abs().max()
+    sv = torch.linalg.svdvals(a @ b.T).numpy()[:9]
+    ref = np.zeros(9)
+    ref[: len(sv)] = sv
+    ref = ref / np.linalg.norm(ref)
+    np.testing.assert_allclose(full, ref, atol=1e-12)
+    np.testing.assert_allclose(reduced, ref, atol=1e-12)
