@@ -25,7 +25,6 @@ import torch
 from fingerprinting.loading import LoadedModel
 from fingerprinting.methods.base import METHODS, FingerprintMethod, MethodConfigError
 
-
 # largest chain product materialised (elements); beyond it the tall factor is replaced by its R
 _MAX_PRODUCT = 50_000_000
 
