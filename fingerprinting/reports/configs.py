@@ -700,15 +700,7 @@ def _phylogeny_section(data: ConfigData) -> page.Section:
         "a sibling."), title)
 
 
-def _drawn(build: Callable[[ConfigData], page.Section | list[page.Section]], data: ConfigData, sid: str,
-           title: str) -> list[page.Section]:
-    """The sections ``build`` makes, or one saying why it could not (odd values in a mart must not
-    cost the whole page)."""
-    try:
-        out = build(data)
-    except Exception as e:  # noqa: BLE001 - reported on the page
-        return [page.missing_section(sid, title, f"{title}: could not be drawn: {type(e).__name__}: {e}"[:400])]
-    return out if isinstance(out, list) else [out]
+_drawn = page.drawn
 
 
 def config_dashboard_html(data: ConfigData) -> str:

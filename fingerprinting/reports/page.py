@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 CSS = """body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1f3b57;color:#fff;padding:12px 20px}
 header h1{margin:0 0 4px;font-size:22px}nav{position:sticky;top:0;background:#eef2f6;padding:8px 20px;z-index:10}
@@ -130,3 +131,13 @@ def write_text(path: str | Path, text: str) -> str:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(p)
     return str(p)
+
+
+def drawn(build: Callable[[Any], Section | list[Section]], data: Any, sid: str, title: str) -> list[Section]:
+    """The sections ``build(data)`` makes, or one saying why it could not (odd values in a mart must
+    not cost the whole page)."""
+    try:
+        out = build(data)
+    except Exception as e:  # noqa: BLE001 - reported on the page
+        return [missing_section(sid, title, f"{title}: could not be drawn: {type(e).__name__}: {e}"[:400])]
+    return out if isinstance(out, list) else [out]

@@ -391,14 +391,7 @@ def _verdict_section(data: ProvenanceData) -> page.Section:
         "How well the calibrated verdict separates derived pairs (per derivation type) from unrelated ones."), title)
 
 
-def _drawn(build: Callable[[ProvenanceData], page.Section | list[page.Section]], data: ProvenanceData, sid: str,
-           title: str) -> list[page.Section]:
-    """The sections ``build`` makes, or one saying why it could not."""
-    try:
-        out = build(data)
-    except Exception as e:  # noqa: BLE001 - reported on the page
-        return [page.missing_section(sid, title, f"{title}: could not be drawn: {type(e).__name__}: {e}"[:400])]
-    return out if isinstance(out, list) else [out]
+_drawn = page.drawn
 
 
 def provenance_dashboard_html(data: ProvenanceData) -> str:
